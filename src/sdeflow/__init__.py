@@ -1,0 +1,34 @@
+"""sdeflow: noise to data with stochastic and ordinary differential equations.
+
+Processes (:mod:`sdeflow.processes`), model parameterizations (:mod:`sdeflow.models`), time grids
+(:mod:`sdeflow.grids`), explicit noise (:mod:`sdeflow.noise`), solvers (:mod:`sdeflow.solvers`) and
+one sampling loop (:func:`sdeflow.sample`). Time runs from data at ``t = 0`` to noise at ``t = T``.
+"""
+
+from . import grids, models, noise, processes, sdes, solvers
+from .models import Denoiser, EDMPrecond
+from .processes import EDM, VE, VP, Cosine, DiscreteVP, Linear, SubVP
+from .sample import SampleResult, sample
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "grids",
+    "models",
+    "noise",
+    "processes",
+    "sdes",
+    "solvers",
+    "sample",
+    "SampleResult",
+    "Denoiser",
+    "EDMPrecond",
+    "VP",
+    "SubVP",
+    "DiscreteVP",
+    "VE",
+    "EDM",
+    "Cosine",
+    "Linear",
+    "__version__",
+]

@@ -1,0 +1,40 @@
+"""Time grids: objects ``(process, steps) -> ts`` giving strictly decreasing times from T to 0."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from .base import Explicit, TimeGrid, validate_ts
+from .schedules import Karras, Polynomial, UniformLogSNR, UniformT
+
+__all__ = ["TimeGrid", "Explicit", "UniformT", "Karras", "UniformLogSNR", "Polynomial", "available", "get", "validate_ts"]
+
+_REGISTRY = {"uniform": UniformT, "karras": Karras, "logsnr": UniformLogSNR, "polynomial": Polynomial}
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`get`."""
+    return sorted(_REGISTRY)
+
+
+def get(grid: "str | TimeGrid | Explicit | Sequence[float] | torch.Tensor", **kwargs: Any):
+    """A grid from a name (``uniform``, ``karras``, ``logsnr``, ``polynomial``), an object, or explicit times."""
+    if isinstance(grid, (TimeGrid, Explicit)):
+        if kwargs:
+            raise ValueError("grid options can only be given with a grid name")
+        return grid
+    if isinstance(grid, str):
+        key = grid.lower()
+        if key not in _REGISTRY:
+            raise ValueError(f"unknown grid {grid!r}; expected one of {available()} or a sequence of times")
+        return _REGISTRY[key](**kwargs)
+    return Explicit(grid)
+
+
+def default_grid(process) -> TimeGrid:
+    """Karras (rho=7) where the noise level at ``T`` is finite, else uniform in t (rectified flow)."""
+    if bool(torch.isfinite(process.noise_level(process.T))):
+        return Karras()
+    return UniformT()

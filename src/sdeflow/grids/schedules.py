@@ -1,0 +1,94 @@
+"""The standard grid rules: uniform in t, Karras (rho), uniform in log-SNR, polynomial in t."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .base import TimeGrid
+
+__all__ = ["UniformT", "Karras", "UniformLogSNR", "Polynomial"]
+
+
+def _finite(value: torch.Tensor, what: str, t: float, cls: str) -> None:
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(
+            f"{cls} grid: the {what} is not finite at t_max = {t}; start the grid below T "
+            f"(e.g. {cls}(t_max=0.999 * T)) or use UniformT"
+        )
+
+
+@dataclass(frozen=True)
+class UniformT(TimeGrid):
+    """Equal steps in ``t`` (DDIM's "linear" spacing; the usual rectified-flow grid)."""
+
+    t_max: float | None = None
+    t_min: float | None = None
+    to_zero: bool = True
+
+    def _interior(self, process, t_max, t_min, n):
+        return torch.linspace(t_max, t_min, n, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class Polynomial(TimeGrid):
+    """``t_i = t_min + (t_max - t_min) (1 - i/(n-1))^power``; ``power = 2`` is DDIM's quadratic grid."""
+
+    power: float = 2.0
+    t_max: float | None = None
+    t_min: float | None = None
+    to_zero: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.power > 0:
+            raise ValueError(f"power must be > 0; got {self.power}")
+
+    def _interior(self, process, t_max, t_min, n):
+        u = torch.linspace(1.0, 0.0, n, dtype=torch.float64)
+        return t_min + (t_max - t_min) * u**self.power
+
+
+@dataclass(frozen=True)
+class Karras(TimeGrid):
+    """Karras et al. (2022), eq. 5: noise levels ``(s_max^(1/rho) + i/(n-1) (s_min^(1/rho) - s_max^(1/rho)))^rho``.
+
+    The noise level is ``sigma/alpha``; times come back through :meth:`t_from_noise_level`, so the
+    grid is the EDM grid on every process. ``rho = 7`` by default.
+    """
+
+    rho: float = 7.0
+    t_max: float | None = None
+    t_min: float | None = None
+    to_zero: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.rho > 0:
+            raise ValueError(f"rho must be > 0; got {self.rho}")
+
+    def _interior(self, process, t_max, t_min, n):
+        s_max = process.noise_level(t_max)
+        _finite(s_max, "noise level sigma/alpha", t_max, "Karras")
+        s_min = process.noise_level(t_min)
+        u = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+        inv = 1.0 / self.rho
+        levels = (s_max**inv + u * (s_min**inv - s_max**inv)) ** self.rho
+        return process.t_from_noise_level(levels)
+
+
+@dataclass(frozen=True)
+class UniformLogSNR(TimeGrid):
+    """Equal steps in log-SNR (DPM-Solver's "logSNR" spacing)."""
+
+    t_max: float | None = None
+    t_min: float | None = None
+    to_zero: bool = True
+
+    def _interior(self, process, t_max, t_min, n):
+        lam_lo = process.log_snr(t_max)
+        _finite(lam_lo, "log-SNR", t_max, "UniformLogSNR")
+        lam_hi = process.log_snr(t_min)
+        lam = torch.linspace(float(lam_lo), float(lam_hi), n, dtype=torch.float64)
+        return process.t_from_log_snr(lam)
+
+

@@ -1,0 +1,215 @@
+"""The one sampling loop: validation, the step loop, model-call counting, progress, callbacks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ._utils import check_int, check_state
+from .grids import TimeGrid, default_grid, get as get_grid, validate_ts
+from .grids.base import Explicit
+from .models.denoiser import Denoiser
+from .models.parameterization import check_prediction
+from .processes.base import DiffusionProcess
+from .sdes.diffusion import ReverseDiffusionSDE
+from .solvers.base import Solver, get as get_solver
+
+__all__ = ["sample", "SampleResult", "DEFAULT_SOLVER", "DEFAULT_STEPS"]
+
+DEFAULT_SOLVER = "heun"
+DEFAULT_STEPS = 18
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class SampleResult:
+    """What :func:`sample` returns.
+
+    Attributes:
+        samples: the state at the end of the grid (``t = 0`` by default), shape ``(batch, *event)``.
+        nfe: the number of model calls actually made.
+        ts: the grid used, float64 ``(steps + 1,)``.
+        trajectory: ``(steps + 1, batch, *event)`` states at every grid time, if asked.
+        x0_trajectory: ``(steps, batch, *event)`` the x0 estimate of each step's first model call, if asked.
+    """
+
+    samples: torch.Tensor
+    nfe: int
+    ts: torch.Tensor
+    trajectory: torch.Tensor | None = None
+    x0_trajectory: torch.Tensor | None = None
+
+
+def _resolve_grid(grid, process: DiffusionProcess, steps: int | None, nfe: int | None, solver: Solver) -> torch.Tensor:
+    if grid is None:
+        grid = default_grid(process)
+    elif isinstance(grid, str) or not isinstance(grid, (TimeGrid, Explicit)):
+        grid = get_grid(grid)
+    if isinstance(grid, Explicit):
+        ts = grid(process)
+        if steps is not None and steps != len(ts) - 1:
+            raise ValueError(f"steps={steps} does not match the explicit grid of {len(ts) - 1} steps; omit steps")
+        if nfe is not None and solver.nfe(ts) > nfe:
+            raise ValueError(
+                f"the explicit grid of {len(ts) - 1} steps costs {solver.nfe(ts)} model calls with solver "
+                f"{solver.name!r}, over the budget nfe={nfe}"
+            )
+        return ts
+    if steps is None and nfe is None:
+        steps = DEFAULT_STEPS
+    if steps is None:
+        steps = solver.steps_for_nfe(nfe, ends_at_zero=bool(getattr(grid, "to_zero", True)))
+        ts = grid(process, steps)
+        if solver.nfe(ts) > nfe:
+            raise ValueError(f"nfe={nfe} is too small for solver {solver.name!r}: one step costs {solver.nfe(ts)} model calls")
+        return ts
+    return grid(process, steps)
+
+
+def _check_start(problem: ReverseDiffusionSDE, t0: float, prediction: str) -> None:
+    """Fail before the loop where the process cannot serve this model or solver at the first time."""
+    p = problem.process
+    alpha = float(p.alpha(t0))
+    if prediction in ("eps", "score") and not alpha > 0:
+        raise ValueError(
+            f"the grid starts at t = {t0} where alpha(t) = {alpha}: an {prediction!r} model cannot predict x0 "
+            "there; start the grid below T (e.g. grid=UniformT(t_max=0.999)) or use a 'velocity', 'x0' or 'v' model"
+        )
+    if problem.stochasticity > 0:
+        g2 = float(p.g2(t0))
+        f = float(p.f(t0))
+        if not (math.isfinite(g2) and math.isfinite(f)):
+            raise ValueError(
+                f"the reverse SDE of {p!r} has infinite coefficients at t = {t0} (f = {f}, g^2 = {g2}); "
+                "a stochastic solver needs a grid that starts below T (e.g. grid=UniformT(t_max=0.999))"
+            )
+
+
+def sample(
+    model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | Denoiser,
+    process: DiffusionProcess,
+    x: torch.Tensor,
+    *,
+    prediction: str | None = None,
+    solver: str | Solver = DEFAULT_SOLVER,
+    steps: int | None = None,
+    nfe: int | None = None,
+    grid: TimeGrid | str | Sequence[float] | torch.Tensor | None = None,
+    seed: int | Sequence[int] | torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    brownian: Callable[[float, float], torch.Tensor] | None = None,
+    return_trajectory: bool = False,
+    callback: Callback | None = None,
+    progress: bool = False,
+    check_finite: bool = True,
+    **solver_options: Any,
+) -> SampleResult:
+    """Integrate from noise ``x`` at ``ts[0]`` (``T`` by default) to data at ``t = 0``.
+
+    Args:
+        model: a callable ``(x, t) -> tensor`` (``t`` of shape ``(batch,)``) predicting ``prediction``,
+            or a :class:`~sdeflow.models.Denoiser`.
+        process: the forward process the model was trained for.
+        x: the initial noise, shape ``(batch, *event_shape)``, float32 or float64 (e.g.
+            ``process.prior_sample(shape, seeds=...)``).
+        prediction: ``eps``, ``x0``, ``v``, ``score`` or ``velocity`` (read from ``model.prediction`` if absent).
+        solver: a registered name (see :func:`sdeflow.solvers.available`) or a configured solver.
+        steps: number of steps (default 18); or give ``nfe``, a budget of model calls never exceeded.
+        grid: a :class:`~sdeflow.grids.TimeGrid`, a grid name, or explicit strictly decreasing times
+            (used as given). Default: Karras (rho=7), or uniform in t where the noise level at ``T`` is infinite.
+        seed: per-sample seeds for the Brownian path of stochastic solvers (an int ``s`` means
+            ``s, s+1, ...``); or ``generator``; or a ready ``brownian`` object ``(ta, tb) -> W(tb) - W(ta)``.
+        return_trajectory: also return the states at every grid time and the per-step x0 estimates.
+        callback: called after each step with a dict ``{i, t0, t1, x, x0}``.
+        progress: show a tqdm progress bar.
+        check_finite: report a non-finite model output with its step and time (checked once, after the loop).
+        **solver_options: options for a solver given by name (e.g. ``eta=0.5``).
+
+    Returns:
+        :class:`SampleResult` with ``samples`` and the real number of model calls ``nfe``.
+    """
+    check_state(x, "x")
+    if not isinstance(process, DiffusionProcess):
+        raise TypeError(f"process must be a sdeflow DiffusionProcess (e.g. sdeflow.processes.VP()); got {type(process).__name__}")
+    if isinstance(model, Denoiser):
+        if prediction is not None and prediction != model.prediction:
+            raise ValueError(f"prediction={prediction!r} contradicts the Denoiser's prediction {model.prediction!r}")
+        denoiser = model
+        if denoiser.process is not process:
+            raise ValueError("the Denoiser was built for another process than the one given")
+        denoiser.reset()
+    else:
+        if prediction is None:
+            prediction = getattr(model, "prediction", None)
+            if prediction is None:
+                raise ValueError("prediction is required: one of 'eps', 'x0', 'v', 'score', 'velocity'")
+        check_prediction(prediction)
+        denoiser = Denoiser(model, process, prediction, check_finite=check_finite)
+    solver_obj = get_solver(solver, **solver_options)
+    if steps is not None:
+        check_int(steps, "steps")
+    if nfe is not None:
+        check_int(nfe, "nfe")
+        if steps is not None:
+            raise ValueError("give either steps or nfe, not both")
+
+    ts = _resolve_grid(grid, process, steps, nfe, solver_obj)
+    ts = validate_ts(ts, process)
+    n_steps = len(ts) - 1
+
+    problem = ReverseDiffusionSDE(denoiser, solver_obj.stochasticity())
+    _check_start(problem, float(ts[0]), denoiser.prediction)
+
+    noise = brownian
+    if bool(solver_obj.stochastic) and noise is None:
+        if seed is None and generator is None:
+            raise ValueError(
+                f"solver {solver_obj.name!r} is stochastic: pass seed= (per-sample seeds), generator= or brownian="
+            )
+        from .noise.brownian import BrownianTree
+
+        noise = BrownianTree(
+            0.0, process.T, tuple(x.shape), seeds=seed, generator=generator, dtype=x.dtype, device=x.device
+        )
+
+    traj: list[torch.Tensor] | None = [x] if return_trajectory else None
+    x0_traj: list[torch.Tensor] | None = [] if return_trajectory else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_steps, desc=f"sampling ({solver_obj.name})", unit="step")
+
+    tlist = [float(v) for v in ts]
+    state = solver_obj.init(problem, tlist[0], x)
+    try:
+        for i in range(n_steps):
+            denoiser.step_index = i
+            t0, t1 = tlist[i], tlist[i + 1]
+            result = solver_obj.step(problem, t0, t1, x, state, noise)
+            x, state = result.x, result.state
+            if traj is not None:
+                traj.append(x)
+                x0_traj.append(result.x0 if result.x0 is not None else torch.full_like(x, float("nan")))
+            if callback is not None:
+                callback({"i": i, "t0": t0, "t1": t1, "x": x, "x0": result.x0})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(t=f"{t1:.4g}", nfe=denoiser.nfe)
+    finally:
+        if bar is not None:
+            bar.close()
+    denoiser.raise_if_nonfinite()
+    if nfe is not None and denoiser.nfe > nfe:  # a solver that under-declares its calls is a bug
+        raise RuntimeError(f"solver {solver_obj.name!r} made {denoiser.nfe} model calls, over the budget nfe={nfe}")
+    return SampleResult(
+        samples=x,
+        nfe=denoiser.nfe,
+        ts=ts,
+        trajectory=torch.stack(traj) if traj is not None else None,
+        x0_trajectory=torch.stack(x0_traj) if x0_traj else None,
+    )
