@@ -185,7 +185,7 @@ def sample(
         bar = tqdm(total=n_steps, desc=f"sampling ({solver_obj.name})", unit="step")
 
     tlist = [float(v) for v in ts]
-    state = solver_obj.init(problem, tlist[0], x)
+    state = solver_obj.init(problem, tlist, x)
     try:
         for i in range(n_steps):
             denoiser.step_index = i

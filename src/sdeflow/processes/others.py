@@ -157,6 +157,10 @@ class Cosine(DiffusionProcess):
         a = self.alpha(t)
         return -a * a * self.f(t) / self.sigma(t)
 
+    def g2(self, t: Time) -> torch.Tensor:
+        # Variance preserving (alpha^2 + sigma^2 = 1): g^2 = -2 f, finite at t = 0 where d_sigma is not.
+        return -2.0 * self.f(t)
+
     def log_snr(self, t: Time) -> torch.Tensor:
         la = self.log_alpha(t)
         return 2.0 * la - torch.log(-torch.expm1(2.0 * la))

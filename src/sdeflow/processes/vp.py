@@ -180,6 +180,13 @@ class DiscreteVP(DiffusionProcess):
         la, slope = self._segment(as_time(t))
         return -slope * torch.exp(2.0 * la) / torch.sqrt(-torch.expm1(2.0 * la))
 
+    def f(self, t: Time) -> torch.Tensor:
+        return self._segment(as_time(t))[1]
+
+    def g2(self, t: Time) -> torch.Tensor:
+        # Variance preserving: g^2 = -2 f (finite at t = 0, where d_sigma is not).
+        return -2.0 * self.f(t)
+
     def log_snr(self, t: Time) -> torch.Tensor:
         la = self.log_alpha(t)
         return 2.0 * la - torch.log(-torch.expm1(2.0 * la))

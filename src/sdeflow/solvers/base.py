@@ -4,7 +4,7 @@ A solver is a small frozen dataclass of hyperparameters whose class attributes d
 mathematics. It never loops and never mutates itself: the driver (:mod:`sdeflow.sample`) owns the
 loop and calls
 
-    state = solver.init(problem, t0, x)
+    state = solver.init(problem, ts, x)       # ts: the whole grid, a list of floats
     result = solver.step(problem, t0, t1, x, state, noise)     # -> StepResult(x, state, x0)
 
 ``problem`` is an :class:`~sdeflow.sdes.SDE`; diffusion solvers (``needs = "denoiser"``) are given a
@@ -83,8 +83,12 @@ class Solver(ABC):
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     # ------------------------------------------------------------------ the interface
-    def init(self, problem, t0: float, x: torch.Tensor) -> Any:
-        """Initial solver state (``None`` for single-step methods)."""
+    def init(self, problem, ts: list[float], x: torch.Tensor) -> Any:
+        """Initial solver state (``None`` for single-step methods).
+
+        ``ts`` is the whole grid, so that a solver can precompute its coefficients once (no per-step
+        coefficient work) and a multistep method knows where its final lower-order steps fall.
+        """
         return None
 
     @abstractmethod
