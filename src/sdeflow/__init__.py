@@ -8,6 +8,7 @@ one sampling loop (:func:`sdeflow.sample`). Time runs from data at ``t = 0`` to 
 from . import grids, models, noise, processes, sdes, solvers
 from .models import Denoiser, EDMPrecond
 from .processes import EDM, VE, VP, Cosine, DiscreteVP, Linear, SubVP
+from .sample import DEFAULT_SOLVER as DEFAULT_SOLVER_NAME
 from .sample import SampleResult, sample
 
 __version__ = "0.1.0"
@@ -21,6 +22,7 @@ __all__ = [
     "solvers",
     "sample",
     "SampleResult",
+    "DEFAULT_SOLVER_NAME",
     "Denoiser",
     "EDMPrecond",
     "VP",

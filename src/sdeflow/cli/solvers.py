@@ -1,0 +1,62 @@
+"""``sdeflow solvers``: the registry with each solver's declared orders and model calls per step."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["register", "solver_table"]
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else (f"{v:g}" if isinstance(v, (int, float)) else str(v))
+
+
+def solver_table() -> list[dict]:
+    """One row per registered solver (default options): name, orders, calls per step, stochastic, needs.
+
+    Orders are read from a default instance, since some depend on options (``order=...``).
+    """
+    from ..solvers import registry
+
+    rows = []
+    for name, cls in sorted(registry().items()):
+        inst = cls()
+        rows.append(
+            {
+                "name": name,
+                "ode_order": inst.ode_order,
+                "strong_order": inst.strong_order,
+                "weak_order": inst.weak_order,
+                "calls_per_step": inst.calls_per_step,
+                "stochastic": bool(inst.stochastic),
+                "calculus": inst.calculus,
+                "needs": inst.needs,
+                "options": inst.options(),
+                "description": cls.description,
+            }
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = solver_table()
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    head = f"{'solver':<22}{'ODE':>5}{'strong':>8}{'weak':>6}{'calls':>7}  {'noise':<6} description"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['name']:<22}{_fmt(r['ode_order']):>5}{_fmt(r['strong_order']):>8}{_fmt(r['weak_order']):>6}"
+            f"{r['calls_per_step']:>7}  {'sde' if r['stochastic'] else 'ode':<6} {r['description']}"
+        )
+    print("\norders: ODE = on the probability-flow ODE; strong/weak = on SDEs; calls = model calls per step")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("solvers", help="list the registered solvers with their orders and model calls per step")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.set_defaults(func=run)
