@@ -39,7 +39,35 @@ def solver_table() -> list[dict]:
     return rows
 
 
+def markdown_table() -> str:
+    """The solver table in Markdown, as the README shows it (tests keep the README in sync)."""
+    lines = [
+        "| solver | ODE order | strong order | weak order | model calls / step | stochastic | description |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in solver_table():
+        lines.append(
+            f"| `{r['name']}` | {_fmt(r['ode_order'])} | {_fmt(r['strong_order'])} | {_fmt(r['weak_order'])} "
+            f"| {r['calls_per_step']} | {'yes' if r['stochastic'] else 'no'} | {r['description']} |"
+        )
+    return "\n".join(lines)
+
+
+def process_markdown_table() -> str:
+    """The process table in Markdown (README)."""
+    from .. import processes
+
+    lines = ["| process | alpha(t), sigma(t) | T | t_min |", "|---|---|---|---|"]
+    for name in processes.available():
+        p = processes.get(name)
+        lines.append(f"| `{name}` ({type(p).__name__}) | {p.formula} | {p.T:g} | {p.t_min:.4g} |")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(markdown_table())
+        return 0
     rows = solver_table()
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
@@ -59,4 +87,5 @@ def run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("solvers", help="list the registered solvers with their orders and model calls per step")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown (as in the README)")
     p.set_defaults(func=run)

@@ -13,6 +13,7 @@ every backend); ``tests/noise/test_rng.py`` checks the bits against a pure-Pytho
 from __future__ import annotations
 
 import math
+import operator
 from typing import Sequence
 
 import torch
@@ -97,7 +98,7 @@ def as_seeds(seeds: int | Sequence[int] | torch.Tensor, batch: int, name: str = 
         out = seeds.to(device="cpu", dtype=torch.int64).reshape(-1)
     else:
         try:
-            out = torch.tensor([int(s) for s in seeds], dtype=torch.int64)
+            out = torch.tensor([operator.index(s) for s in seeds], dtype=torch.int64)
         except (TypeError, ValueError) as err:
             raise TypeError(f"{name} must be an int, a sequence of ints or an int64 tensor; got {seeds!r}") from err
     if out.shape[0] != batch:

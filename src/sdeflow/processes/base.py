@@ -42,6 +42,7 @@ class DiffusionProcess(ABC):
     """
 
     name: ClassVar[str] = "process"
+    formula: ClassVar[str] = ""
     T: float = 1.0
     t_min: float = 1e-3
 

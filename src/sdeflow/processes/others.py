@@ -22,6 +22,7 @@ class VE(DiffusionProcess):
     """
 
     name = "ve"
+    formula = "alpha = 1, sigma^2 = s(t)^2 - s(0)^2, s(t) = 0.01 (50/0.01)^t"
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, T: float = 1.0) -> None:
         self.sigma_min = check_positive(sigma_min, "sigma_min")
@@ -69,6 +70,7 @@ class EDM(DiffusionProcess):
     """
 
     name = "edm"
+    formula = "alpha = 1, sigma = t (t is the noise level, 0.002 -> 80)"
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0) -> None:
         self.t_min = check_positive(sigma_min, "sigma_min")
@@ -121,6 +123,7 @@ class Cosine(DiffusionProcess):
     """
 
     name = "cosine"
+    formula = "alpha = cos(pi/2 (t+s)/(1+s)) / cos(pi/2 s/(1+s)), sigma = sqrt(1 - alpha^2)"
 
     def __init__(self, s: float = 0.008, T: float = 0.9946, t_min: float = 1e-3) -> None:
         self.s = check_positive(s, "s")
@@ -183,6 +186,7 @@ class Linear(DiffusionProcess):
     """
 
     name = "linear"
+    formula = "alpha = 1 - t, sigma = t (rectified flow; flow matching's time is 1 - t)"
 
     def __init__(self, T: float = 1.0, t_min: float = 1e-3) -> None:
         self.T = check_positive(T, "T")

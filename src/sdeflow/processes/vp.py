@@ -64,6 +64,7 @@ class VP(_LinearBeta):
     """
 
     name = "vp"
+    formula = "alpha = exp(-B(t)/2), sigma = sqrt(1 - alpha^2), B = int_0^t beta, beta linear 0.1 -> 20"
 
     def sigma(self, t: Time) -> torch.Tensor:
         return torch.sqrt(-torch.expm1(-self.beta_integral(t)))
@@ -102,6 +103,7 @@ class SubVP(_LinearBeta):
     """
 
     name = "subvp"
+    formula = "alpha = exp(-B(t)/2), sigma = 1 - exp(-B(t))"
 
     def sigma(self, t: Time) -> torch.Tensor:
         return -torch.expm1(-self.beta_integral(t))
@@ -131,6 +133,7 @@ class DiscreteVP(DiffusionProcess):
     """
 
     name = "discrete_vp"
+    formula = "alpha^2 = alpha_bar_n at t = n/N (DDPM table), log alpha linear between"
 
     def __init__(self, alphas_cumprod: Sequence[float] | torch.Tensor) -> None:
         ac = torch.as_tensor(alphas_cumprod, dtype=torch.float64).reshape(-1)
