@@ -3,7 +3,7 @@
 The counter-based objects of :mod:`sdeflow.noise.brownian` give per-sample reproducibility (a
 sample's noise does not depend on its batch) at the price of ~20 integer operations per normal.
 :class:`BrownianPath` is the fast path for Monte Carlo: the increments of steps ``k0 .. k1`` (a
-chunk of about ``2**22`` numbers) are drawn at once by ``torch.randn`` from a generator seeded with
+chunk of about ``2**16`` numbers, cache-sized) are drawn at once by ``torch.randn`` from a generator seeded with
 ``mix(seed, chunk)``, so step ``i`` has the same increment whatever the order of queries, and the
 cost per step is the cost of ``torch.randn`` itself. The path depends on the batch size (one stream
 for the batch), and on the grid: for the same path at several step counts, draw it on the finest
@@ -68,7 +68,7 @@ class BrownianPath:
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
-        chunk_elements: int = 2**22,
+        chunk_elements: int = 2**16,
     ) -> None:
         grid = torch.as_tensor(ts, dtype=torch.float64).detach().cpu()
         if grid.ndim != 1 or grid.shape[0] < 2 or not bool(torch.isfinite(grid).all()):
@@ -109,17 +109,26 @@ class BrownianPath:
         return f"BrownianPath(steps={len(self)}, shape={self.shape}, dtype={self.dtype}, device={self.device})"
 
     def _draw(self, c: int, kind: int) -> tuple[torch.Tensor, ...]:
-        """Chunk ``c`` of ``dW`` (``kind = 0``) or of ``H`` (``kind = 1``), as a tuple of per-step tensors."""
+        """Chunk ``c`` of ``dW`` (``kind = 0``) or of ``U`` (``kind = 1``), as a tuple of per-step tensors."""
         key = (c, kind)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
         k0, k1 = c * self.chunk, min(len(self._dt), (c + 1) * self.chunk)
         gen = torch.Generator(device=self.device).manual_seed(_mix(_mix(self.seed, c), kind))
-        z = torch.randn((k1 - k0,) + self.shape, generator=gen, dtype=self.dtype, device=self.device)
-        scale = torch.tensor(self._dt[k0:k1], dtype=torch.float64)
-        scale = (scale.sqrt() if kind == 0 else (scale / 12.0).sqrt()).to(self.dtype).to(self.device)
-        out = (z * scale.reshape((-1,) + (1,) * len(self.shape))).unbind(0)
+        dts = self._dt[k0:k1]
+        z = torch.empty((k1 - k0,) + self.shape, dtype=self.dtype, device=self.device)
+        col = (-1,) + (1,) * len(self.shape)
+        if max(dts) == min(dts):  # uniform steps: the scale is fused into the draw
+            z.normal_(0.0, math.sqrt(dts[0] if kind == 0 else dts[0] / 12.0), generator=gen)
+        else:
+            scale = torch.tensor(dts, dtype=torch.float64)
+            scale = (scale.sqrt() if kind == 0 else (scale / 12.0).sqrt()).to(self.dtype).to(self.device)
+            z.normal_(generator=gen).mul_(scale.reshape(col))
+        if kind == 1:  # U = dt (dW / 2 + H), for the whole chunk at once
+            dt = torch.tensor(dts, dtype=self.dtype, device=self.device).reshape(col)
+            z = z.add_(torch.stack(self._draw(c, 0)), alpha=0.5).mul_(dt)
+        out = z.unbind(0)
         # Hold the current chunk of each kind only: memory stays bounded whatever the step count.
         for old in [k for k in self._cache if k[1] == kind]:
             del self._cache[old]
@@ -134,7 +143,7 @@ class BrownianPath:
             return dw
         if self._sign < 0:
             raise ValueError("the space-time Levy area (return_U=True) needs an increasing grid ts")
-        return dw, self._dt[i] * (0.5 * dw + self._draw(c, 1)[k])
+        return dw, self._draw(c, 1)[k]
 
     def _index(self, t: Time, name: str) -> int:
         t = float(t)
@@ -152,7 +161,10 @@ class BrownianPath:
 
     def __call__(self, ta: Time, tb: Time, return_U: bool = False):
         """``W(tb) - W(ta)`` (and ``U``) for grid times ``ta``, ``tb``; shape ``self.shape``."""
-        ia, ib = self._index(ta, "ta"), self._index(tb, "tb")
+        where = self._where
+        ia, ib = where.get(ta), where.get(tb)  # the per-step fast path: exact grid floats
+        if ia is None or ib is None:
+            ia, ib = self._index(ta, "ta"), self._index(tb, "tb")
         if ib == ia + 1:
             return self.step(ia, return_U)
         lo, hi = min(ia, ib), max(ia, ib)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from .._utils import check_nonnegative
 from .base import Solver, StepResult, register
 from .euler import drift_and_x0
@@ -43,7 +45,11 @@ class EulerMaruyama(Solver):
         can_eval = getattr(problem, "can_evaluate", None)
         if x0 is not None and can_eval is not None and not can_eval(t1):
             return StepResult(x0, None, x0)
-        x1 = x + (t1 - t0) * drift
+        x1 = torch.add(x, drift, alpha=t1 - t0)
         if not problem.is_ode:
-            x1 = x1 + problem.diffusion_times(t0, x, noise(t0, t1))
+            dw = noise(t0, t1)
+            if problem.noise_type in ("diagonal", "additive"):
+                x1 = torch.addcmul(x1, problem.diffusion(t0, x), dw)  # fused: no temporary for g dW
+            else:
+                x1 = x1 + problem.diffusion_times(t0, x, dw)
         return StepResult(x1, None, x0)

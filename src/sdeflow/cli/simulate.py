@@ -1,0 +1,201 @@
+"""``sdeflow simulate`` (paths of a built-in model) and ``sdeflow price`` (Monte Carlo option prices).
+
+Thin: both parse, validate and call :func:`sdeflow.sdes.integrate.sdeint` and
+:func:`sdeflow.finance.price`; closed forms are printed or plotted where they exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+
+import numpy as np
+import torch
+
+from ._common import parse_options, prepare_out_dir, save_array, write_json
+
+__all__ = ["register", "run_simulate", "run_price", "MODELS"]
+
+MODELS = ("gbm", "multigbm", "heston", "cir", "ou")
+
+
+def _model(name: str, params: list[str] | None):
+    from .. import finance
+
+    classes = {"gbm": finance.GBM, "multigbm": finance.MultiGBM, "heston": finance.Heston, "cir": finance.CIR,
+               "ou": finance.OrnsteinUhlenbeck}
+    if name not in classes:
+        raise ValueError(f"--model must be one of {list(classes)}; got {name!r}")
+    cls = classes[name]
+    options = parse_options(params)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(options) - known
+    if unknown:
+        raise ValueError(f"--param {sorted(unknown)} unknown for model {name!r}; it takes {sorted(known)}")
+    for key, value in options.items():  # tuples for MultiGBM, given as 100,80
+        if isinstance(value, str) and "," in value:
+            options[key] = tuple(float(v) for v in value.split(","))
+    if name == "multigbm" and "corr" in options and not isinstance(options["corr"], tuple):
+        rho = float(options["corr"])
+        options["corr"] = ((1.0, rho), (rho, 1.0))
+    return cls(**options)
+
+
+def _terminal_density(model, t: float, x: np.ndarray) -> np.ndarray | None:
+    """The closed-form density of the first coordinate at ``t`` (GBM: log-normal; OU: normal), else None."""
+    from .. import finance
+
+    if isinstance(model, finance.GBM):
+        m = math.log(model.s0) + (model.r - model.q - 0.5 * model.sigma**2) * t
+        s = model.sigma * math.sqrt(t)
+        xp = np.clip(x, 1e-300, None)
+        return np.exp(-0.5 * ((np.log(xp) - m) / s) ** 2) / (xp * s * math.sqrt(2 * math.pi)) * (x > 0)
+    if isinstance(model, finance.OrnsteinUhlenbeck):
+        mean, var = finance.ou_moments(model.x0, model.theta, model.mu, model.sigma, t)
+        return np.exp(-0.5 * (x - float(mean)) ** 2 / float(var)) / math.sqrt(2 * math.pi * float(var))
+    return None
+
+
+def _plots(out, ts: torch.Tensor, paths: torch.Tensor, model, show: int, label: str) -> None:
+    from ..plots import _plt, _save
+
+    plt = _plt()
+    arr = paths.detach().to(torch.float64).numpy()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i in range(min(show, arr.shape[1])):
+        ax.plot(ts.numpy(), arr[:, i, 0], lw=0.8)
+    ax.set_xlabel("t")
+    ax.set_ylabel(label)
+    ax.set_title(f"{min(show, arr.shape[1])} sample paths of {type(model).__name__}")
+    _save(fig, out / "paths.png")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    final = arr[-1, :, 0]
+    ax.hist(final, bins=80, density=True, alpha=0.6, label="simulated")
+    grid = np.linspace(final.min(), final.max(), 400)
+    density = _terminal_density(model, float(ts[-1]), grid)
+    if density is not None:
+        ax.plot(grid, density, "k-", lw=1.5, label="closed form")
+    ax.set_xlabel(f"{label} at T = {float(ts[-1]):g}")
+    ax.legend()
+    _save(fig, out / "terminal.png")
+
+
+def run_simulate(args: argparse.Namespace) -> dict:
+    """Simulate, write the paths, the two figures and a summary; return the summary."""
+    from ..finance import Heston
+    from ..sdes.integrate import sdeint
+
+    if args.paths < 1 or args.steps < 1 or not args.T > 0:
+        raise ValueError(f"--paths and --steps must be >= 1 and --T > 0; got {args.paths}, {args.steps}, {args.T}")
+    model = _model(args.model, args.param)
+    out = prepare_out_dir(args.out, "sdeflow-simulate", [f"paths.{args.format}", "paths.png", "terminal.png",
+                                                         "summary.json"], args.overwrite)
+    dtype = torch.float64 if args.float64 else torch.float32
+    ts = torch.linspace(0.0, args.T, args.steps + 1, dtype=torch.float64)
+    start = time.perf_counter()
+    y = sdeint(model, model.initial(args.paths, dtype), ts, method=args.method, dt=args.T / args.steps, seed=args.seed)
+    seconds = time.perf_counter() - start
+    if isinstance(model, Heston):  # report prices, not log-prices
+        y = torch.cat((torch.exp(y[..., :1]), y[..., 1:]), dim=-1)
+    save_array(out / f"paths.{args.format}", y, ts=ts.numpy())
+    label = {"cir": "short rate r", "ou": "X"}.get(args.model, "price S")
+    _plots(out, ts, y, model, args.plot_paths, label)
+    final = y[-1, :, 0].to(torch.float64)
+    summary = {"model": args.model, "params": dataclasses.asdict(model),
+               "method": args.method, "paths": args.paths, "steps": args.steps, "T": args.T, "seconds": seconds,
+               "terminal_mean": float(final.mean()), "terminal_std": float(final.std()), "out": str(out)}
+    write_json(out / "summary.json", summary)
+    print(json.dumps({k: summary[k] for k in ("model", "method", "paths", "steps", "seconds", "terminal_mean",
+                                              "terminal_std", "out")}, indent=1))
+    return summary
+
+
+def _closed_form(model, option, maturity: float) -> float | None:
+    from .. import finance
+
+    if isinstance(option, finance.European) and option.weights is None:
+        if isinstance(model, finance.GBM):
+            return float(finance.black_scholes(model.s0, option.strike, maturity, model.r, model.sigma, model.q,
+                                               option.kind))
+        if isinstance(model, finance.Heston):
+            return finance.heston_price(model.s0, option.strike, maturity, model.r, model.kappa, model.theta,
+                                        model.xi, model.rho, model.v0, option.kind)
+    if isinstance(option, finance.ZeroCouponBond) and isinstance(model, finance.CIR):
+        return float(finance.cir_bond(model.r0, model.kappa, model.theta, model.sigma, maturity))
+    return None
+
+
+def run_price(args: argparse.Namespace) -> dict:
+    """Price an option by Monte Carlo, print the estimate and the closed form if there is one."""
+    from .. import finance
+
+    model = _model(args.model, args.param)
+    weights = tuple(float(w) for w in args.weights.split(",")) if args.weights else None
+    if args.option == "european":
+        option = finance.European(args.strike, args.kind, weights)
+    elif args.option == "asian":
+        option = finance.Asian(args.strike, args.kind, weights)
+    elif args.option == "barrier":
+        option = finance.Barrier(args.strike, args.kind, weights, barrier=args.barrier, style=args.style)
+    else:
+        option = finance.ZeroCouponBond()
+    method = args.method or ("exact" if hasattr(model, "exact_step") else "euler")
+    greeks = [g for g in (args.greeks or "").split(",") if g]
+    start = time.perf_counter()
+    res = finance.price(model, option, args.T, paths=args.paths, steps=args.steps, method=method, seed=args.seed,
+                        chunk=args.chunk, antithetic=args.antithetic, greeks=greeks, confidence=args.confidence,
+                        dtype=torch.float64 if args.float64 else torch.float32, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    exact = _closed_form(model, option, args.T)
+    print(f"{args.option} {option.kind if args.option != 'bond' else ''} on {args.model}, T = {args.T}, "
+          f"{res.paths} paths x {args.steps} steps ({method}), {seconds:.2f} s")
+    print(res)
+    if exact is not None:
+        print(f"closed form {exact:.8f}  (difference {res.price - exact:+.6f} = {(res.price - exact) / res.stderr:+.2f} "
+              "standard errors)")
+    return {"price": res.price, "stderr": res.stderr, "ci": res.ci, "closed_form": exact, "greeks": res.greeks,
+            "seconds": seconds}
+
+
+def register(subparsers) -> None:
+    """Add ``simulate`` and ``price``."""
+    p = subparsers.add_parser("simulate", help="simulate paths of a built-in SDE model (GBM, Heston, CIR, OU, ...)")
+    p.add_argument("--model", choices=MODELS, default="gbm")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="model parameter, repeatable (e.g. --param sigma=0.3 --param s0=100)")
+    p.add_argument("--paths", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=252)
+    p.add_argument("--T", type=float, default=1.0, help="horizon")
+    p.add_argument("--method", default="euler", help="any sdeint method (euler, milstein, srk, sri2, ...)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--float64", action="store_true")
+    p.add_argument("--plot-paths", type=int, default=20, help="paths drawn in paths.png")
+    p.add_argument("--format", choices=("npz", "pt"), default="npz")
+    p.add_argument("--out", default=None, help="output folder (default: a fresh ./sdeflow-simulate-N)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=lambda a: (run_simulate(a), 0)[1])
+
+    p = subparsers.add_parser("price", help="Monte Carlo option price with standard error and confidence interval")
+    p.add_argument("--option", choices=("european", "asian", "barrier", "bond"), default="european")
+    p.add_argument("--kind", choices=("call", "put"), default="call")
+    p.add_argument("--strike", type=float, default=100.0)
+    p.add_argument("--barrier", type=float, default=120.0)
+    p.add_argument("--style", default="up-and-out", help="barrier style: up-and-out, down-and-out, up-and-in, down-and-in")
+    p.add_argument("--weights", default=None, help="basket weights for multigbm, e.g. 0.5,0.5")
+    p.add_argument("--model", choices=MODELS, default="gbm")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE")
+    p.add_argument("--T", type=float, default=1.0, help="maturity")
+    p.add_argument("--paths", type=int, default=100_000)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--method", default=None, help="exact (default where available) or any sdeint method")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk", type=int, default=100_000, help="paths per chunk (bounds the memory)")
+    p.add_argument("--antithetic", action="store_true")
+    p.add_argument("--greeks", default=None, help="pathwise Greeks, e.g. delta,vega,rho")
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--float64", action="store_true", help="simulate in float64 (sums are always float64)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=lambda a: (run_price(a), 0)[1])
