@@ -29,3 +29,14 @@ def test_readme_names_the_two_commands():
     text = (ROOT / "README.md").read_text()
     assert "make demo" in text and "make test" in text
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_sde_example_prices_black_scholes(capsys):
+    # The sdeint example: 10,000 GBM paths with the order-1.5 SRK; the discounted call payoff must lie
+    # within 4 standard errors (about 0.15 each) of the Black-Scholes price 10.4506.
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## SDEs for their own sake.*?```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(block, "README sde example", "exec"), {})
+    mc, exact = (float(v) for v in capsys.readouterr().out.split())
+    assert abs(exact - 10.450583572185565) < 1e-9
+    assert abs(mc - exact) < 4 * 0.15
