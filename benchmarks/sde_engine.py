@@ -6,7 +6,8 @@ Three measurements, side by side in one run, on the same problems, methods and d
 
 1. per-step overhead at batch 1 and 4096 (state (batch, 4), float32, GBM dy = 0.05 y dt + 0.2 y dW,
    Ito, diagonal noise): sdeflow.sdeint vs torchsde.sdeint (same method, its default Brownian
-   interval) vs a hand-written torch loop (Euler-Maruyama and Milstein);
+   interval) vs a hand-written torch loop (Euler-Maruyama, Milstein and SRI2, sdeflow's and torchsde's
+   "srk" on diagonal noise, each written out as straight-line torch code);
 2. throughput of Euler-Maruyama on GBM, 10^5 paths x 1000 steps, float32 (paths x steps per second)
    vs torchsde, a vectorized NumPy loop, and the floor: drawing the same 10^8 normals with
    torch.randn (10^5 per call, as a loop draws them);
@@ -93,6 +94,34 @@ def hand_milstein(y, n, dt, seed):
     return y
 
 
+def hand_srk(y, n, dt, seed):
+    # SRI2 (Roessler 2010, table 5.3), the method sdeflow's and torchsde's "srk" run on diagonal noise,
+    # written out as straight-line torch code for this problem: the stage values H0_i (drift) and H1_i
+    # (diffusion), then x1 = x + dt sum alpha_i f_i + sum_i (beta1_i dW + beta2_i I11/sqrt(dt)
+    # + beta3_i U/dt + beta4_i I111/dt) g_i with the table's coefficients summed per iterated integral.
+    # The noise: dW ~ N(0, dt) and U = int (W_s - W_t0) ds = dt (dW/2 + H), H ~ N(0, dt/12).
+    sde, gen, sdt, sa = TorchsdeGBM(), torch.Generator().manual_seed(seed), math.sqrt(dt), math.sqrt(dt / 12.0)
+    for i in range(n):
+        t0, tq = torch.tensor(i * dt), torch.tensor((i + 0.25) * dt)
+        th, t1 = torch.tensor((i + 0.5) * dt), torch.tensor((i + 1) * dt)
+        dw = torch.randn(y.shape, generator=gen, dtype=y.dtype) * sdt
+        u = dt * (0.5 * dw + torch.randn(y.shape, generator=gen, dtype=y.dtype) * sa)
+        f0, g0 = sde.f(t0, y), sde.g(t0, y)
+        f1 = sde.f(t1, y + dt * f0)
+        g1 = sde.g(tq, y + 0.25 * dt * f0 - 0.5 * sdt * g0)
+        f2 = sde.f(th, y + 0.25 * dt * (f0 + f1) + (g0 + 0.5 * g1) * (u / dt))
+        g2 = sde.g(t1, y + dt * f0 + sdt * g0)
+        g3 = sde.g(tq, y + 0.25 * dt * f2 + sdt * (2.0 * g0 - g1 + 0.5 * g2))
+        i11 = 0.5 * (dw * dw - dt)
+        i111 = (dw * dw * dw - 3.0 * dt * dw) / 6.0
+        y = (y + dt * (f0 / 6.0 + f1 / 6.0 + 2.0 / 3.0 * f2)
+             + (-g0 + 4.0 / 3.0 * g1 + 2.0 / 3.0 * g2) * dw
+             + (g0 - 4.0 / 3.0 * g1 + 1.0 / 3.0 * g2) * (i11 / sdt)
+             + (2.0 * g0 - 4.0 / 3.0 * g1 - 2.0 / 3.0 * g2) * (u / dt)
+             + (-2.0 * g0 + 5.0 / 3.0 * g1 - 2.0 / 3.0 * g2 + g3) * (i111 / dt))
+    return y
+
+
 def torchsde_run(y0, n, dt, method):
     levy = "space-time" if method == "srk" else "none"
     bm = torchsde.BrownianInterval(0.0, n * dt, size=y0.shape, dtype=y0.dtype, entropy=0, levy_area_approximation=levy)
@@ -108,8 +137,8 @@ def overhead(quick: bool) -> list[dict]:
         for method in ("euler", "milstein", "srk"):
             runs = 3 if quick else 7
             ours = median_time(lambda: sdeint(TorchsdeGBM(), y0, [0.0, 1.0], method=method, dt=dt, seed=0), runs) / n
-            hand = {"euler": hand_em, "milstein": hand_milstein}.get(method)
-            mine = median_time(lambda: hand(y0, n, dt, 0), runs) / n if hand else None
+            hand = {"euler": hand_em, "milstein": hand_milstein, "srk": hand_srk}[method]
+            mine = median_time(lambda: hand(y0, n, dt, 0), runs) / n
             theirs = median_time(lambda: torchsde_run(y0, n, dt, method), max(3, runs // 2)) / n if torchsde else None
             rows.append({"batch": batch, "method": method, "steps": n, "sdeflow_us": ours * 1e6,
                          "hand_us": mine and mine * 1e6, "torchsde_us": theirs and theirs * 1e6})

@@ -159,7 +159,7 @@ def iterate(
     """
     y = y0
     if not adaptive:
-        state = solver.init(problem, grid[0], y)
+        state = solver.init(problem, list(grid), y)  # the interface: init sees the whole grid
         step = solver.step
         k = 0
         for p in positions[1:]:
@@ -171,7 +171,7 @@ def iterate(
         return
     beta1, beta2 = 0.7 / order, 0.4 / order
     t, h, prev, steps = ts[0], dt, 1.0, 0
-    state = solver.init(problem, t, y)
+    state = solver.init(problem, [float(t), float(ts[-1])], y)  # adaptive: only the interval is known
     for t_out in ts[1:]:
         while t < t_out:
             if steps >= max_steps:

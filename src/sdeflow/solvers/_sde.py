@@ -103,15 +103,6 @@ def space_time(noise, t0: float, t1: float) -> tuple[torch.Tensor, torch.Tensor]
     return out[0], out[1]
 
 
-def iterated(dw: torch.Tensor, h: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``2 I_(1,1) = dW^2 - h`` and ``6 I_(1,1,1) = dW^3 - 3 h dW`` (same-index iterated Ito integrals).
-
-    Returned without their factors 1/2 and 1/6, which callers fold into their coefficients.
-    """
-    dw2 = dw * dw
-    return dw2 - h, (dw2 - 3.0 * h) * dw
-
-
 def _declared(solver) -> tuple[dict[str, float], tuple[str, ...]]:
     """(strong order per supported structure, supported calculi) of any registered solver."""
     orders = getattr(solver, "strong_orders", None)
