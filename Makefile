@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench clean readme
+.PHONY: demo test venv bench clean readme benchmarks-md
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,6 @@ clean:
 
 readme: $(STAMP)
 	$(BIN)/python scripts/update_readme.py
+
+benchmarks-md: $(STAMP)
+	$(BIN)/python scripts/update_benchmarks.py

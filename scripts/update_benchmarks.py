@@ -1,0 +1,44 @@
+"""Assemble BENCHMARKS.md from the per-area reports the benchmark scripts write (``make benchmarks-md``).
+
+Each benchmark script writes its own report (``BENCHMARKS-<area>.md``, with its command, machine and
+medians); BENCHMARKS.md gathers them in one file under a common header, in a fixed order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = ["samplers", "sde", "training", "analysis"]
+TITLES = {
+    "samplers": "Samplers: accuracy per model call against k-diffusion and diffusers",
+    "sde": "The general SDE engine against torchsde, NumPy and hand-written loops",
+    "training": "Training: quality and throughput",
+    "analysis": "Likelihood and Fokker-Planck",
+}
+
+HEADER = """# Benchmarks
+
+Every figure here comes from a script in `benchmarks/`, run on this project's machines (2 CPU cores,
+shared with other work: timings are medians of several runs and the ratios that matter are taken
+side by side in one run). Each section names its exact command. The sections are the per-area
+reports `BENCHMARKS-<area>.md` the scripts write, gathered by `python scripts/update_benchmarks.py`.
+
+"""
+
+
+def render() -> str:
+    parts = [HEADER]
+    present = [a for a in ORDER if (ROOT / f"BENCHMARKS-{a}.md").exists()]
+    parts.append("## Contents\n\n" + "\n".join(f"- [{TITLES[a]}](#{a})" for a in present) + "\n")
+    for area in present:
+        body = (ROOT / f"BENCHMARKS-{area}.md").read_text().strip()
+        # Demote the report's headings by one level under our section heading.
+        lines = [("#" + line) if line.startswith("#") else line for line in body.splitlines()]
+        parts.append(f'\n<a id="{area}"></a>\n\n## {TITLES[area]}\n\n' + "\n".join(lines[1:] if lines and lines[0].startswith("##") else lines) + "\n")
+    return "".join(parts)
+
+
+if __name__ == "__main__":
+    (ROOT / "BENCHMARKS.md").write_text(render())
+    print(f"wrote {ROOT / 'BENCHMARKS.md'}")
