@@ -25,7 +25,7 @@ def test_sample_writes_samples_figure_and_metrics(tmp_path, capsys):
     # 400 ring samples with Heun, 12 steps (23 calls): files exist, the samples have the right shape,
     # and the sliced W2 is finite and reported with its floor.
     out = tmp_path / "run"
-    code = main(["sample", "--n", "400", "--steps", "12", "--out", str(out), "--quiet", "--floor-boot", "5"])
+    code = main(["sample", "--solver", "heun", "--n", "400", "--steps", "12", "--out", str(out), "--quiet", "--floor-boot", "5"])
     assert code == 0
     data = np.load(out / "samples.npz")["samples"]
     assert data.shape == (400, 2)
