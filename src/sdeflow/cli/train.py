@@ -1,0 +1,228 @@
+"""``sdeflow train`` and ``sdeflow evaluate``: from data to a checkpoint, and a checkpoint to numbers.
+
+Thin: the commands parse, validate and call :mod:`sdeflow.training`, :mod:`sdeflow.data` and
+:mod:`sdeflow.nn`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "build_network", "run_train", "run_evaluate"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text}")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2; got {text!r}") from err
+
+
+def register(subparsers) -> None:
+    """Add the ``train`` and ``evaluate`` commands."""
+    from ..processes import available as processes
+    from ..training import COUPLINGS, TIME_SAMPLERS, WEIGHTINGS
+
+    p = subparsers.add_parser(
+        "train",
+        help="train a diffusion or flow model on data",
+        description=(
+            "Train a score (diffusion) or flow model. DATA is a 2-D toy (moons, 8gaussians, swissroll, checkerboard, "
+            "circles, pinwheel, 2spirals, scurve), 'digits', a Gaussian-mixture preset (ring2d, mixture64d) or a path "
+            "to a .npy/.npz/.pt file or a folder of images. Checkpoints go to OUT/checkpoints; sample them with "
+            "`sdeflow sample --ckpt OUT`."
+        ),
+    )
+    p.add_argument("--data", required=True, help="data name or path")
+    p.add_argument("--data-key", default=None, help="array name inside an .npz/.pt file")
+    p.add_argument("--n-data", type=_positive_int, default=None, help="training-set size for sampled data (default 100000)")
+    p.add_argument("--normalize", choices=("auto", "none", "standardize"), default="auto")
+    p.add_argument("--objective", choices=("fm", "dsm"), default="fm", help="flow matching or denoising score matching")
+    p.add_argument("--process", choices=processes(), default=None, help="default: linear for fm, vp for dsm")
+    p.add_argument("--prediction", choices=("eps", "x0", "v", "score", "velocity"), default=None,
+                   help="default: velocity for fm, v for dsm (x0 with --precond edm)")
+    p.add_argument("--weighting", choices=sorted(WEIGHTINGS), default="uniform")
+    p.add_argument("--time-sampler", choices=sorted(TIME_SAMPLERS) + ["importance"], default=None,
+                   help="default: uniform (lognormal with --precond edm)")
+    p.add_argument("--coupling", choices=sorted(COUPLINGS), default="independent", help="flow matching only")
+    p.add_argument("--sinkhorn-reg", type=float, default=0.05)
+    p.add_argument("--precond", choices=("none", "edm"), default="none")
+    p.add_argument("--sigma-data", type=float, default=0.5)
+    p.add_argument("--net", choices=("auto", "mlp", "unet"), default="auto", help="auto: unet for images, mlp otherwise")
+    p.add_argument("--width", type=_positive_int, default=256, help="MLP width")
+    p.add_argument("--depth", type=_positive_int, default=3, help="MLP residual blocks")
+    p.add_argument("--channels", type=_positive_int, default=32, help="U-Net base channels")
+    p.add_argument("--channel-mults", type=_int_list, default=[1, 2], help="U-Net channel multipliers, e.g. 1,2,2")
+    p.add_argument("--res-blocks", type=_positive_int, default=1, help="U-Net residual blocks per level")
+    p.add_argument("--attention", type=_int_list, default=[], help="U-Net levels with attention, e.g. 1")
+    p.add_argument("--conditional", action="store_true", help="condition on the data's class labels (classifier-free guidance)")
+    p.add_argument("--steps", type=_positive_int, default=2000)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--warmup", type=int, default=100, help="warm-up steps")
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--amp", choices=("none", "bf16"), default="none", help="mixed precision for the network call")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, metrics)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--stop-after", type=_positive_int, default=None,
+                   help="stop after this many steps in all, with a checkpoint (continue later with --resume)")
+    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: at the end only)")
+    p.add_argument("--eval-solver", default="heun")
+    p.add_argument("--eval-steps", type=_positive_int, default=30)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_train)
+
+    e = subparsers.add_parser(
+        "evaluate",
+        help="measure a checkpoint's samples against held-out data",
+        description=(
+            "Sample a checkpoint and compare with held-out data: exact and sliced Wasserstein-2 and MMD for vectors "
+            "(with the two-sample floor), the Frechet distance in the digits classifier's feature space (with its "
+            "floor) and the classifier's confidence for digits. Prints JSON."
+        ),
+    )
+    e.add_argument("--ckpt", required=True, type=Path, help="checkpoint folder or run folder")
+    e.add_argument("--data", default=None, help="reference data (default: the checkpoint's training data, held-out part)")
+    e.add_argument("--n", type=_positive_int, default=2000, help="samples to draw")
+    e.add_argument("--solver", default="heun")
+    e.add_argument("--steps", type=_positive_int, default=None)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA")
+    e.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    e.add_argument("--threads", type=_positive_int, default=None)
+    e.set_defaults(func=run_evaluate)
+
+
+def build_network(kind: str, source, *, conditional: bool = False, width: int = 256, depth: int = 3,
+                  channels: int = 32, channel_mults: list[int] | None = None, res_blocks: int = 1,
+                  attention: list[int] | None = None, seed: int = 0):
+    """The network for a :class:`~sdeflow.data.DataSource`: ``auto`` is a U-Net for images, an MLP otherwise."""
+    from ..nn import MLP, UNet
+
+    num_classes = source.num_classes if conditional else 0
+    if conditional and num_classes == 0:
+        raise ValueError(f"--conditional needs class labels, and the data {source.name!r} has none")
+    if kind == "auto":
+        kind = "unet" if source.kind == "image" else "mlp"
+    if kind == "unet":
+        if len(source.event_shape) != 3:
+            raise ValueError(f"the U-Net needs images (C, H, W); the data's items have shape {source.event_shape}. Use --net mlp")
+        c, h, w = source.event_shape
+        return UNet(c, (h, w), channels, tuple(channel_mults or [1, 2]), res_blocks,
+                    attention_levels=tuple(attention or []), num_classes=num_classes, seed=seed)
+    return MLP(source.event_shape, width, depth, num_classes=num_classes, seed=seed)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``sdeflow train``."""
+    import torch
+
+    from ..data import get_data
+    from ..processes import get as get_process
+    from ..training import DenoisingScoreMatching, DiffusionModel, DigitsEvaluator, FlowMatching, TrainConfig, Trainer, VectorEvaluator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0; got {args.seed}")
+    source = get_data(args.data, n=args.n_data, seed=args.seed, normalize=args.normalize, key=args.data_key)
+    precond = None if args.precond == "none" else args.precond
+    process = get_process(args.process or ("linear" if args.objective == "fm" else "vp"))
+    prediction = "x0" if precond else (args.prediction or ("velocity" if args.objective == "fm" else "v"))
+    sampler = args.time_sampler or ("lognormal" if precond else None)
+    if args.objective == "fm":
+        coupling = {"name": args.coupling, "reg": args.sinkhorn_reg} if args.coupling == "sinkhorn" else args.coupling
+        objective = FlowMatching(process, prediction, weighting=args.weighting, time_sampler=sampler, coupling=coupling)
+    else:
+        if args.coupling != "independent":
+            raise ValueError("--coupling applies to --objective fm; denoising score matching uses independent pairs")
+        objective = DenoisingScoreMatching(process, prediction, weighting=args.weighting, time_sampler=sampler or "uniform")
+    net = build_network(args.net, source, conditional=args.conditional, width=args.width, depth=args.depth,
+                        channels=args.channels, channel_mults=args.channel_mults, res_blocks=args.res_blocks,
+                        attention=args.attention, seed=args.seed)
+    model = DiffusionModel(net, process, prediction, precond=precond, sigma_data=args.sigma_data,
+                           amp_dtype=None if args.amp == "none" else args.amp)
+    config = TrainConfig(
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        warmup_steps=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema_decay, seed=args.seed,
+        ckpt_every=args.ckpt_every, eval_every=args.eval_every, progress=not args.no_progress, device=args.device,
+    )
+    if source.name == "digits":
+        evaluator = DigitsEvaluator(solver=args.eval_solver, steps=args.eval_steps)
+    elif source.heldout is not None and source.kind == "vector":
+        evaluator = VectorEvaluator(source.heldout, source.transform(), solver=args.eval_solver, steps=args.eval_steps)
+    else:
+        evaluator = None
+    info = source.checkpoint_info(net.num_classes)
+    trainer = Trainer(model, objective, source.x, labels=source.labels, config=config, out_dir=args.out,
+                      evaluator=evaluator, data_info=info)
+    start = time.perf_counter()
+    result = trainer.fit(resume=args.resume, stop_at=args.stop_after)
+    summary = {
+        "checkpoint": str(result.checkpoint),
+        "steps": result.step,
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "samples_per_second": round(result.samples_per_second, 1),
+        "final_loss": result.history[-1]["loss"] if result.history else None,
+        "evaluation": result.evaluations[-1] if result.evaluations else None,
+    }
+    print(json.dumps(summary, indent=2, default=float))
+    print(f"sample it with: sdeflow sample --ckpt {args.out}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """``sdeflow evaluate``."""
+    import torch
+
+    from ..data import get_data
+    from ..training import digits_scores, read_checkpoint, sample_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ckpt = read_checkpoint(args.ckpt)
+    data_name = args.data or ckpt.config["data"].get("name")
+    if data_name is None:
+        raise ValueError("the checkpoint does not name its data; pass --data NAME_OR_PATH")
+    samples = sample_checkpoint(ckpt.path, args.n, solver=args.solver, steps=args.steps, seed=args.seed, ema=not args.raw)
+    report: dict[str, Any] = {"checkpoint": str(ckpt.path), "step": ckpt.step, "solver": args.solver,
+                              "steps": args.steps, "n": args.n, "data": str(data_name)}
+    if data_name == "digits":
+        report.update(digits_scores(samples))
+    else:
+        from ..metrics import mmd, sliced_wasserstein2, two_sample_floor, wasserstein2
+
+        source = get_data(data_name, n_heldout=2 * args.n, normalize="none")
+        ref = source.heldout
+        if ref is None or tuple(ref.shape[1:]) != tuple(samples.shape[1:]):
+            shape = None if ref is None else tuple(ref.shape[1:])
+            raise ValueError(f"reference data {data_name!r} has items of shape {shape}, the model's samples {tuple(samples.shape[1:])}")
+        k = min(args.n, ref.shape[0] // 2)
+        report["wasserstein2"] = wasserstein2(samples[:k], ref[:k])
+        report["sliced_wasserstein2"] = sliced_wasserstein2(samples[:k], ref[:k])
+        report["mmd"] = mmd(samples[:k], ref[:k])
+        floor = two_sample_floor("wasserstein2", ref, n=k, n_boot=3, seed=args.seed)
+        report["wasserstein2_floor"] = floor.value
+    text = json.dumps(report, indent=2, default=float)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
