@@ -5,17 +5,21 @@ Processes (:mod:`sdeflow.processes`), model parameterizations (:mod:`sdeflow.mod
 one sampling loop (:func:`sdeflow.sample`). Time runs from data at ``t = 0`` to noise at ``t = T``.
 """
 
-from . import finance, fokker_planck, grids, likelihood, metrics, models, noise, plots, processes, sdes, solvers, targets
+__version__ = "0.1.0"  # before the subpackages, which read it
+
+from . import data, finance, fokker_planck, grids, likelihood, metrics, models, nn, noise, plots, processes, sdes, solvers, targets, training
 from .models import Denoiser, EDMPrecond
 from .processes import EDM, VE, VP, Cosine, DiscreteVP, Linear, SubVP
 from .sample import DEFAULT_SOLVER as DEFAULT_SOLVER_NAME
 from .sdes.integrate import odeint, sdeint
 from .sample import SampleResult, sample
 
-__version__ = "0.1.0"
 
 __all__ = [
+    "data",
     "finance",
+    "nn",
+    "training",
     "fokker_planck",
     "sdeint",
     "odeint",

@@ -17,9 +17,10 @@ from .processes.base import DiffusionProcess
 from .sdes.diffusion import ReverseDiffusionSDE
 from .solvers.base import Solver, get as get_solver
 
-__all__ = ["sample", "SampleResult", "DEFAULT_SOLVER", "DEFAULT_STEPS"]
+__all__ = ["sample", "SampleResult", "DEFAULT_SOLVER", "DEFAULT_STEPS", "default_grid_for"]
 
-DEFAULT_SOLVER = "heun"
+DEFAULT_SOLVER = "ipndm"
+"""The default solver: iPNDM of order 4 (its class default), on its solver-aware grid (:func:`default_grid_for`)."""
 DEFAULT_STEPS = 18
 
 Callback = Callable[[dict[str, Any]], None]
@@ -44,9 +45,26 @@ class SampleResult:
     x0_trajectory: torch.Tensor | None = None
 
 
+def default_grid_for(process: DiffusionProcess, solver: Solver) -> TimeGrid:
+    """The grid used when none is given: the solver-aware grid optimized for this solver (family
+    ``default`` of :mod:`sdeflow.grids.optimized`) where one is stored and the noise level at ``T`` is
+    finite; otherwise :func:`sdeflow.grids.default_grid` (Karras, or uniform in t for rectified flow)."""
+    if bool(torch.isfinite(process.noise_level(process.T))) and not getattr(solver, "adaptive", False):
+        from .grids.optimized import OptimizedGrid
+
+        options = solver.options()
+        family = options.pop("family", "default")  # a solver tuned for a family of targets (tuned_ab)
+        options.pop("coefficients", None)
+        try:
+            return OptimizedGrid(solver.name, family=family, **options)
+        except ValueError:
+            pass
+    return default_grid(process)
+
+
 def _resolve_grid(grid, process: DiffusionProcess, steps: int | None, nfe: int | None, solver: Solver) -> torch.Tensor:
     if grid is None:
-        grid = default_grid(process)
+        grid = default_grid_for(process, solver)
     elif isinstance(grid, str) or not isinstance(grid, (TimeGrid, Explicit)):
         grid = get_grid(grid)
     if isinstance(grid, Explicit):
@@ -59,6 +77,10 @@ def _resolve_grid(grid, process: DiffusionProcess, steps: int | None, nfe: int |
                 f"{solver.name!r}, over the budget nfe={nfe}"
             )
         return ts
+    if getattr(solver, "adaptive", False):
+        # Adaptive solvers choose their own steps: the grid only gives output times (default: T, t_min, 0)
+        # and nfe is a cap on model calls, not a step count.
+        return grid(process, 2 if steps is None else steps)
     if steps is None and nfe is None:
         steps = DEFAULT_STEPS
     if steps is None:
@@ -120,7 +142,8 @@ def sample(
         solver: a registered name (see :func:`sdeflow.solvers.available`) or a configured solver.
         steps: number of steps (default 18); or give ``nfe``, a budget of model calls never exceeded.
         grid: a :class:`~sdeflow.grids.TimeGrid`, a grid name, or explicit strictly decreasing times
-            (used as given). Default: Karras (rho=7), or uniform in t where the noise level at ``T`` is infinite.
+            (used as given). Default: :func:`default_grid_for` (the solver's optimized grid where one is
+            shipped, else Karras rho=7, or uniform in t where the noise level at ``T`` is infinite).
         seed: per-sample seeds for the Brownian path of stochastic solvers (an int ``s`` means
             ``s, s+1, ...``); or ``generator``; or a ready ``brownian`` object ``(ta, tb) -> W(tb) - W(ta)``.
         return_trajectory: also return the states at every grid time and the per-step x0 estimates.
@@ -184,14 +207,30 @@ def sample(
 
         bar = tqdm(total=n_steps, desc=f"sampling ({solver_obj.name})", unit="step")
 
-    tlist = [float(v) for v in ts]
+    tlist = ts.tolist()
     state = solver_obj.init(problem, tlist, x)
+    # Adaptive solvers repeat attempts on one interval until every sample reached its end; a fixed-grid
+    # solver takes exactly one step per interval (no synchronization, no branching on tensor values).
+    reached = getattr(solver_obj, "reached", None) if getattr(solver_obj, "adaptive", False) else None
+    cap = nfe if nfe is not None else getattr(solver_obj, "max_nfe", 100_000)
     try:
         for i in range(n_steps):
             denoiser.step_index = i
             t0, t1 = tlist[i], tlist[i + 1]
             result = solver_obj.step(problem, t0, t1, x, state, noise)
             x, state = result.x, result.state
+            while reached is not None and not reached(state):
+                if denoiser.nfe + solver_obj.calls_per_step > cap:
+                    raise RuntimeError(
+                        f"adaptive solver {solver_obj.name!r} would exceed the budget of {cap} model calls before "
+                        f"reaching t = {t1:.6g}; loosen rtol/atol or raise nfe"
+                    )
+                if callback is not None:
+                    callback({"i": i, "t0": t0, "t1": t1, "x": x, "x0": result.x0})
+                if bar is not None:
+                    bar.set_postfix(t=f"{t1:.4g}", nfe=denoiser.nfe)
+                result = solver_obj.step(problem, t0, t1, x, state, noise)
+                x, state = result.x, result.state
             if traj is not None:
                 traj.append(x)
                 x0_traj.append(result.x0 if result.x0 is not None else torch.full_like(x, float("nan")))

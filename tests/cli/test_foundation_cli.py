@@ -1,6 +1,7 @@
 """The foundation's commands: solvers, sample, demo; files written, never overwritten silently, errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,12 +66,27 @@ def test_sample_errors_are_clear(tmp_path, capsys, args, message):
 
 @pytest.mark.slow
 def test_demo_writes_its_files(tmp_path, capsys):
-    # The main job on a small sample count: every file it names exists and every solver gets a
-    # sliced W2 below 0.5 (the ring's radius is 1; a broken sampler lands far off).
+    # The main job with a short training budget: every file it names exists, and every exact-score
+    # solver gets a sliced W2 below 0.5 (the ring's radius is 1; a broken sampler lands far off).
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n", "300", "--quiet"]) == 0
+    assert main(["demo", "--out", str(out), "--n", "300", "--quiet", "--quick"]) == 0
     printed = capsys.readouterr().out
     for name in ("trajectories.png", "samples.png", "metrics.json"):
-        assert (out / name).exists() and name in printed
-    report = json.loads((out / "metrics.json").read_text())
+        assert (out / "exact_score_ring" / name).exists()
+    listed = [line.strip() for line in printed.splitlines() if line.startswith("  /")]
+    assert len(listed) >= 6 and all(Path(p).exists() for p in listed)
+    report = json.loads((out / "exact_score_ring" / "metrics.json").read_text())
     assert all(s["sliced_wasserstein2"] < 0.5 for s in report["solvers"].values())
+    assert (out / "metrics.json").exists()  # the training part's metrics
+
+
+def test_sample_from_a_checkpoint_needs_no_other_flag(tmp_path, capsys):
+    # `sdeflow train` for a few steps, then `sdeflow sample --ckpt PATH` alone: 2-D samples, a figure, JSON.
+    ckpt = tmp_path / "ckpt"
+    assert main(["train", "--data", "moons", "--steps", "5", "--batch-size", "32", "--width", "16", "--depth", "1",
+                 "--warmup", "1", "--no-progress", "--eval-solver", "euler", "--eval-steps", "3", "--n-data", "500",
+                 "--out", str(ckpt)]) == 0
+    out = tmp_path / "samples"
+    assert main(["sample", "--ckpt", str(ckpt), "--n", "50", "--steps", "4", "--out", str(out), "--quiet"]) == 0
+    assert np.load(out / "samples.npz")["samples"].shape == (50, 2)
+    assert (out / "samples.png").exists() and json.loads((out / "metrics.json").read_text())["n"] == 50

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["scatter_samples", "trajectory_fan"]
+__all__ = ["trajectory_fan"]
 
 
 def _plt():
@@ -16,29 +16,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def scatter_samples(path: Path, samples: torch.Tensor, truth: torch.Tensor | None = None, title: str = "") -> Path:
-    """Scatter of the first two coordinates of ``samples`` (and of true samples beside them)."""
-    plt = _plt()
-    s = samples.detach().reshape(samples.shape[0], -1).double().cpu()
-    fig, axes = plt.subplots(1, 2 if truth is not None else 1, figsize=(9 if truth is not None else 4.5, 4.5), squeeze=False)
-    panels = [(axes[0, 0], s, "samples", "C0")]
-    if truth is not None:
-        panels.append((axes[0, 1], truth.detach().reshape(truth.shape[0], -1).double().cpu(), "true samples", "C1"))
-    lim = max(float(p[1][:, :2].abs().quantile(0.995)) for p in panels) * 1.1
-    for ax, data, label, color in panels:
-        y = data[:, 1] if data.shape[1] > 1 else torch.zeros_like(data[:, 0])
-        ax.scatter(data[:, 0], y, s=2, alpha=0.5, color=color)
-        ax.set_title(label if data.shape[1] <= 2 else f"{label} (coordinates 1-2 of {data.shape[1]})")
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
 
 
 def trajectory_fan(

@@ -25,15 +25,59 @@ def _build_target_model(args: argparse.Namespace):
     return target, process, target.model(process, prediction)
 
 
+def run_checkpoint(args: argparse.Namespace, out: Path) -> dict:
+    """``--ckpt``: sample a trained model (EMA weights) with any solver; nothing else is needed."""
+    import json
+
+    from .. import plots
+    from ..solvers import get as get_solver
+    from ..training import sample_checkpoint
+
+    path = Path(args.ckpt)
+    config_path = path / "config.json" if path.is_dir() else path.with_suffix(".json")
+    options = parse_options(args.option)
+    solver = args.solver
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        config = {}
+    if config.get("stochastic_sampling_valid") is False and bool(get_solver(solver, **options).stochastic):
+        print(
+            f"warning: {path} was trained with an optimal-transport coupling; its velocity is not a marginal "
+            f"score, so the stochastic solver {solver!r} does not sample its distribution (use a deterministic one)"
+        )
+    start = time.perf_counter()
+    samples = sample_checkpoint(
+        path, args.n, solver=solver, steps=args.steps, nfe=args.nfe, seed=args.seed, label=args.label,
+        guidance=args.guidance, **options,
+    )
+    seconds = time.perf_counter() - start
+    save_array(out / f"samples.{args.format}", samples)
+    if samples.ndim == 4 or (samples.ndim == 3 and samples.shape[1] > 2):
+        lo, hi = float(samples.min()), float(samples.max())
+        plots.image_grid(out / "samples.png", samples[:64], value_range=(lo, hi), title=f"{path.name}: {solver}")
+    else:
+        plots.scatter(out / "samples.png", samples, title=f"{path.name}: {solver}")
+    report = {"checkpoint": str(path), "solver": solver, "solver_options": options, "n": args.n, "seed": args.seed,
+              "steps": args.steps, "nfe_budget": args.nfe, "seconds": seconds}
+    write_json(out / "metrics.json", report)
+    if not args.quiet:
+        print(f"{args.n} samples from {path} with {solver} ({seconds:.2f} s)")
+        print(f"wrote {out / f'samples.{args.format}'}, {out / 'samples.png'}, {out / 'metrics.json'}")
+    return report
+
+
 def run_sample(args: argparse.Namespace) -> dict:
     """Sample, write samples / figure / metrics into the output folder and return the metrics."""
-    from .. import metrics, sample
+    from .. import metrics, plots, sample
     from ..grids import get as get_grid
 
     if args.n < 2:
         raise ValueError(f"--n must be >= 2; got {args.n}")
     fmt = args.format
     out = prepare_out_dir(args.out, "sdeflow-sample", [f"samples.{fmt}", "samples.png", "metrics.json"], args.overwrite)
+    if args.ckpt is not None:
+        return run_checkpoint(args, out)
     dtype = torch.float64 if args.float64 else torch.float32
     target, process, model = _build_target_model(args)
     x = process.prior_sample((args.n, *target.event_shape), seeds=args.seed, dtype=dtype)
@@ -73,9 +117,8 @@ def run_sample(args: argparse.Namespace) -> dict:
         "sliced_wasserstein2_floor": floor.value,
         "sliced_wasserstein2_floor_interval": [floor.low, floor.high],
     }
-    from ._figures import scatter_samples
-
-    scatter_samples(out / "samples.png", samples, truth, title=f"{args.target}: {args.solver}, {result.nfe} model calls")
+    plots.scatter(out / "samples.png", samples, reference=truth, labels=("samples", "true samples"),
+                  title=f"{args.target}: {args.solver}, {result.nfe} model calls")
     write_json(out / "metrics.json", report)
     if not args.quiet:
         print(f"{args.n} samples with {args.solver} ({result.nfe} model calls, {seconds:.2f} s)")
@@ -87,7 +130,10 @@ def run_sample(args: argparse.Namespace) -> dict:
 def register(sub) -> None:
     from .. import DEFAULT_SOLVER_NAME
 
-    p = sub.add_parser("sample", help="sample an exact-score target with any registered solver")
+    p = sub.add_parser("sample", help="sample an exact-score target or a trained checkpoint with any registered solver")
+    p.add_argument("--ckpt", default=None, help="a checkpoint folder written by `sdeflow train` (needs no other flag)")
+    p.add_argument("--label", type=int, default=None, help="with --ckpt: class label of a conditional model")
+    p.add_argument("--guidance", type=float, default=1.0, help="with --ckpt and --label: classifier-free guidance scale")
     p.add_argument("--target", default="ring2d", help="exact-score target: ring2d, mixture64d, gaussian (default ring2d)")
     p.add_argument("--process", default="edm", help="process: vp, subvp, ve, edm, cosine, linear (default edm)")
     p.add_argument("--prediction", default="eps", help="prediction kind of the model: eps, x0, v, score, velocity")
