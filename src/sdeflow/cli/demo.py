@@ -76,6 +76,11 @@ def run_demo(out: Path, n: int = 2000, seed: int = 0, progress: bool = True) -> 
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1; got {args.threads}")
+    # Small networks on a CPU: one intra-op thread is as fast on an idle 2-core machine and 10-30x
+    # faster on a busy one, where two threads per process thrash (measured, BENCHMARKS.md, training).
+    torch.set_num_threads(args.threads)
     out = prepare_out_dir(args.out, "sdeflow-demo", [RING_DIR, "metrics.json"], args.overwrite)
     start = time.perf_counter()
     written: list[Path] = []
@@ -110,5 +115,6 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="first per-sample seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--quick", action="store_true", help="a shorter training (for a smoke test)")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; see the docstring)")
     p.add_argument("--skip-training", action="store_true", help="only the exact-score part (no training)")
     p.set_defaults(func=run)
