@@ -131,3 +131,15 @@ def test_rectified_flow_with_velocity_model_starts_at_one():
     r = sdeflow.sample(velocity, p, x, prediction="velocity", solver="heun", steps=20)
     assert abs(float(r.samples.mean()) - 0.7) < 0.02 and abs(float(r.samples.std()) - 0.3) < 0.02
     del em, from_x0_eps, to_x0_eps
+
+
+@pytest.mark.parametrize("solver", ["sri2", "sra1"])
+def test_order_15_srk_samplers_get_a_levy_area_tree(solver):
+    # SRI/SRA methods need the space-time Levy area: sample() gives them a LevyBrownianTree. On the VP
+    # reverse SDE (additive noise) of N(0.7, 0.3^2) data, 100 steps and 2000 samples land within
+    # 4 standard errors + 0.02 of the mean and within 0.03 of the std.
+    p = VP()
+    x = p.prior_sample((2000, 1), seeds=0, dtype=torch.float64)
+    r = sdeflow.sample(eps_model(p), p, x, solver=solver, steps=100, seed=1, grid=UniformT())
+    assert abs(float(r.samples.mean()) - 0.7) < 4 * 0.3 / 2000**0.5 + 0.02
+    assert abs(float(r.samples.std()) - 0.3) < 0.03

@@ -194,10 +194,11 @@ def sample(
                 f"solver {solver_obj.name!r} is stochastic: pass seed= (per-sample seeds), generator= or brownian="
             )
         from .noise.brownian import BrownianTree
+        from .noise.levy import LevyBrownianTree
 
-        noise = BrownianTree(
-            0.0, process.T, tuple(x.shape), seeds=seed, generator=generator, dtype=x.dtype, device=x.device
-        )
+        # Order-1.5 stochastic Runge-Kutta methods also need the space-time Levy area of each step.
+        tree = LevyBrownianTree if getattr(solver_obj, "levy_area", "none") != "none" else BrownianTree
+        noise = tree(0.0, process.T, tuple(x.shape), seeds=seed, generator=generator, dtype=x.dtype, device=x.device)
 
     traj: list[torch.Tensor] | None = [x] if return_trajectory else None
     x0_traj: list[torch.Tensor] | None = [] if return_trajectory else None
