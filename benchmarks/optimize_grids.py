@@ -22,6 +22,8 @@ Runs on one thread; a family takes several minutes per solver. The shipped table
     optimize_grids.py --family default --solvers ipndm:4 --steps 35 --iters 1000 --train 1024
     optimize_grids.py --family mixture64d --solvers ipndm:3 --steps 15 --iters 600
     optimize_grids.py --family mixture64d --solvers tuned_ab --steps 6 --iters 5000
+    optimize_grids.py --family mixture64d --solvers ipndm:3 --steps 20 --iters 600
+    optimize_grids.py --family default --solvers ipndm:4 --steps 8 --iters 2000 --train 1024
 
 Nelder-Mead is deterministic: these commands, in this order, give the table again (up to the warm
 starts, which depend on what is stored when a count is optimized).
