@@ -12,6 +12,7 @@ from .models import Denoiser, EDMPrecond
 from .processes import EDM, VE, VP, Cosine, DiscreteVP, Linear, SubVP
 from .sample import DEFAULT_SOLVER as DEFAULT_SOLVER_NAME
 from .sdes.integrate import odeint, sdeint
+from .stepper import Stepper
 from .sample import SampleResult, sample
 
 
@@ -35,6 +36,7 @@ __all__ = [
     "solvers",
     "sample",
     "SampleResult",
+    "Stepper",
     "DEFAULT_SOLVER_NAME",
     "Denoiser",
     "EDMPrecond",

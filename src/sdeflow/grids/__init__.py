@@ -7,9 +7,10 @@ from typing import Any, Sequence
 import torch
 
 from .base import Explicit, TimeGrid, validate_ts
+from .optimized import OptimizedGrid
 from .schedules import Karras, Polynomial, UniformLogSNR, UniformT
 
-__all__ = ["TimeGrid", "Explicit", "UniformT", "Karras", "UniformLogSNR", "Polynomial", "available", "get", "validate_ts"]
+__all__ = ["OptimizedGrid", "TimeGrid", "Explicit", "UniformT", "Karras", "UniformLogSNR", "Polynomial", "available", "get", "validate_ts"]
 
 _REGISTRY = {"uniform": UniformT, "karras": Karras, "logsnr": UniformLogSNR, "polynomial": Polynomial}
 
