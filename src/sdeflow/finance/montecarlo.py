@@ -173,10 +173,7 @@ def price(
         if method == "exact" and not hasattr(m, "exact_step"):
             raise ValueError(f"{type(model).__name__} has no exact step; pass method='euler' (or another sdeint method)")
         y0 = m.initial(base * half, dtype)
-        try:
-            wshape = tuple(m.brownian_shape(y0))
-        except NotImplementedError:  # pragma: no cover - every finance model defines it
-            wshape = (y0.shape[0], m.diffusion(0.0, y0).shape[-1])
+        wshape = tuple(m.brownian_shape(y0))
         bm = BrownianPath(grid, (base,) + wshape[1:], seed=_mix(seed, c), dtype=dtype)
         noise = _Antithetic(bm) if antithetic else bm
         with torch.set_grad_enabled(bool(leaves)):

@@ -56,7 +56,8 @@ class SDE(ABC):
             return tuple(x.shape)
         if self.noise_type == "scalar":
             return (x.shape[0], 1)
-        raise NotImplementedError("a general-noise SDE must define brownian_shape (the (batch, m) of W)")
+        # General noise: W has as many columns as the diffusion matrix (batch, d, m).
+        return (x.shape[0], int(self.diffusion(0.0, x).shape[-1]))
 
     def diffusion_times(self, t, x: torch.Tensor, dw: torch.Tensor) -> torch.Tensor:
         """``diffusion(t, x) @ dW`` for the declared noise type; shape of ``x``."""

@@ -104,11 +104,7 @@ def _default_noise(sde: SDE, solver: Solver, y0: torch.Tensor, grid: list[float]
                    seed, generator, adaptive: bool):
     from ..noise.path import BrownianPath
 
-    try:
-        shape = tuple(sde.brownian_shape(y0))
-    except NotImplementedError:
-        g0 = sde.diffusion(t0, y0)
-        shape = (y0.shape[0], g0.shape[-1])
+    shape = tuple(sde.brownian_shape(y0))
     if seed is None and generator is None:
         raise ValueError(
             f"method {solver.name!r} is stochastic: pass seed=int (or generator=torch.Generator, or bm=a Brownian "
