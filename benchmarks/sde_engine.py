@@ -72,6 +72,28 @@ def median_time(fn, runs: int) -> float:
     return statistics.median(times)
 
 
+def interleaved(fns: dict, runs: dict) -> dict:
+    """Median wall-clock and CPU seconds of each function, timed in turn round by round.
+
+    Round ``r`` runs every contender that still has runs left, one after the other, so that a
+    change of load on the shared machine hits all of them alike (timing one contender's runs as a
+    block and then the next one's lets the load drift between blocks into the ratio).
+    """
+    for fn in fns.values():
+        fn()  # warm-up
+    wall = {k: [] for k in fns}
+    cpu = {k: [] for k in fns}
+    for r in range(max(runs.values())):
+        for k, fn in fns.items():
+            if r >= runs[k]:
+                continue
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            cpu[k].append(time.process_time() - c)
+            wall[k].append(time.perf_counter() - w)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
+
+
 def hand_em(y, n, dt, seed):
     sde, gen, sdt = TorchsdeGBM(), torch.Generator().manual_seed(seed), math.sqrt(dt)
     for i in range(n):
@@ -135,13 +157,18 @@ def overhead(quick: bool) -> list[dict]:
         y0 = torch.ones(batch, 4)
         dt = 1.0 / n
         for method in ("euler", "milstein", "srk"):
-            runs = 3 if quick else 7
-            ours = median_time(lambda: sdeint(TorchsdeGBM(), y0, [0.0, 1.0], method=method, dt=dt, seed=0), runs) / n
+            runs = 3 if quick else 9
             hand = {"euler": hand_em, "milstein": hand_milstein, "srk": hand_srk}[method]
-            mine = median_time(lambda: hand(y0, n, dt, 0), runs) / n
-            theirs = median_time(lambda: torchsde_run(y0, n, dt, method), max(3, runs // 2)) / n if torchsde else None
-            rows.append({"batch": batch, "method": method, "steps": n, "sdeflow_us": ours * 1e6,
-                         "hand_us": mine and mine * 1e6, "torchsde_us": theirs and theirs * 1e6})
+            fns = {"sdeflow": lambda: sdeint(TorchsdeGBM(), y0, [0.0, 1.0], method=method, dt=dt, seed=0),
+                   "hand": lambda: hand(y0, n, dt, 0)}
+            if torchsde:
+                fns["torchsde"] = lambda: torchsde_run(y0, n, dt, method)
+            med = interleaved(fns, {"sdeflow": runs, "hand": runs, "torchsde": max(3, runs // 2)})
+            us = {k: (w / n * 1e6, c / n * 1e6) for k, (w, c) in med.items()}
+            rows.append({"batch": batch, "method": method, "steps": n, "sdeflow_us": us["sdeflow"][0],
+                         "hand_us": us["hand"][0], "torchsde_us": us["torchsde"][0] if torchsde else None,
+                         "sdeflow_cpu_us": us["sdeflow"][1], "hand_cpu_us": us["hand"][1],
+                         "torchsde_cpu_us": us["torchsde"][1] if torchsde else None})
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -153,9 +180,6 @@ def throughput(quick: bool) -> dict:
     runs = 3 if quick else 5
     work = paths * steps
     out = {"paths": paths, "steps": steps}
-    out["sdeflow_s"] = median_time(lambda: sdeint(TorchsdeGBM(), y0, [0.0, 1.0], method="euler", dt=dt, seed=0), runs)
-    out["hand_torch_s"] = median_time(lambda: hand_em(y0, steps, dt, 0), runs)
-
     def numpy_loop():
         rng = np.random.default_rng(0)
         y = np.ones(paths, dtype=np.float32)
@@ -165,14 +189,15 @@ def throughput(quick: bool) -> dict:
             y = y + np.float32(MU * dt) * y + np.float32(SIGMA) * y * dw
         return y
 
-    out["numpy_s"] = median_time(numpy_loop, runs)
-
     def floor():
         gen = torch.Generator().manual_seed(0)
         for _ in range(steps):
             torch.randn(paths, generator=gen)
 
-    out["randn_floor_s"] = median_time(floor, runs)
+    fns = {"sdeflow_s": lambda: sdeint(TorchsdeGBM(), y0, [0.0, 1.0], method="euler", dt=dt, seed=0),
+           "hand_torch_s": lambda: hand_em(y0, steps, dt, 0), "numpy_s": numpy_loop, "randn_floor_s": floor}
+    for key, (wall, _) in interleaved(fns, dict.fromkeys(fns, runs)).items():
+        out[key] = wall
     if torchsde:
         # torchsde is run on a tenth of the steps (it is slow) and reported per path-step.
         t_steps = max(steps // 10, 10)
@@ -256,14 +281,21 @@ def report(over, thr, mc, command: str) -> str:
         "",
         "## 1. Per-step overhead (GBM, state (batch, 4), microseconds per step)",
         "",
+        "Wall-clock medians (the contenders timed in turn, round by round); in brackets the CPU-time",
+        "medians of the same runs (one thread: the time the process itself computed, which the load of",
+        "other processes on the machine inflates less).",
+        "",
         "| batch | method | sdeflow | hand-written torch loop | torchsde | torchsde / sdeflow | sdeflow / hand |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in over:
         ratio_t = r["torchsde_us"] / r["sdeflow_us"] if r["torchsde_us"] else None
         ratio_h = r["sdeflow_us"] / r["hand_us"] if r["hand_us"] else None
-        lines.append(f"| {r['batch']} | {r['method']} | {fmt(r['sdeflow_us'])} | {fmt(r['hand_us'])} | "
-                     f"{fmt(r['torchsde_us'])} | {fmt(ratio_t, 2)}x | {fmt(ratio_h, 2) + 'x' if ratio_h else 'n/a'} |")
+        cpu_t = r["torchsde_cpu_us"] / r["sdeflow_cpu_us"] if r.get("torchsde_cpu_us") else None
+        cpu_h = r["sdeflow_cpu_us"] / r["hand_cpu_us"] if r.get("hand_cpu_us") else None
+        lines.append(f"| {r['batch']} | {r['method']} | {fmt(r['sdeflow_us'])} [{fmt(r.get('sdeflow_cpu_us'))}] | "
+                     f"{fmt(r['hand_us'])} [{fmt(r.get('hand_cpu_us'))}] | {fmt(r['torchsde_us'])} [{fmt(r.get('torchsde_cpu_us'))}] | "
+                     f"{fmt(ratio_t, 2)}x [{fmt(cpu_t, 2)}x] | {fmt(ratio_h, 2)}x [{fmt(cpu_h, 2)}x] |")
     work = thr["paths"] * thr["steps"]
     lines += [
         "",

@@ -35,11 +35,23 @@ class _TensorTime:
     def __init__(self, like: torch.Tensor) -> None:
         self._dtype, self._device = like.dtype, like.device
         self._cache: dict[float, torch.Tensor] = {}
+        self._pinned: dict[float, torch.Tensor] = {}
+
+    def pin(self, times: list[float]) -> None:
+        """Convert every time a fixed-step solve will use at once (one tensor, viewed per time)."""
+        times = list(dict.fromkeys(times))
+        if len(times) > 2**20:  # a huge grid: convert on the fly, memory stays small
+            self._pinned = {}
+            return
+        values = torch.tensor(times, dtype=self._dtype, device=self._device).unbind(0)
+        self._pinned = dict(zip(times, values))
 
     def __call__(self, t) -> torch.Tensor:
         if isinstance(t, torch.Tensor):
             return t
-        hit = self._cache.get(t)
+        hit = self._pinned.get(t)
+        if hit is None:
+            hit = self._cache.get(t)
         if hit is None:
             if len(self._cache) > 16:
                 self._cache.clear()
@@ -101,6 +113,11 @@ class TorchsdeSDE(SDE):
             self.diffusion = lambda t, x: g(time_of(t), x).squeeze(-1)
         else:
             self.diffusion = lambda t, x: g(time_of(t), x)
+
+    def prepare_times(self, times: list[float]) -> None:
+        """The times a fixed-step solve will evaluate at, given before it starts (see :meth:`SDEMethod.init`):
+        their 0-d tensors are made in one operation instead of one per step."""
+        self._time.pin(times)
 
     def drift(self, t, x: torch.Tensor) -> torch.Tensor:
         return self._f(self._time(t), x)

@@ -181,11 +181,19 @@ class SDEMethod(Solver):
     """
 
     strong_orders: ClassVar[dict[str, float]] = {}
+    stage_nodes: ClassVar[tuple[float, ...]] = (0.0, 1.0)
     calculi: ClassVar[tuple[str, ...]] = ("ito",)
     levy_area: ClassVar[str] = "none"
     error_estimate: ClassVar[bool] = False
     stochastic = True
     needs = "sde"
+
+    def init(self, problem, ts: list[float], x: torch.Tensor) -> Any:
+        """Hands the problem every time the steps on ``ts`` evaluate at (``t0 + c h`` for ``c`` in
+        :attr:`stage_nodes`) when it can use them (:meth:`TorchsdeSDE.prepare_times`: the time tensors
+        a torchsde-style ``f(t, y)`` receives, made at once); no solver state."""
+        prepare_stage_times(problem, ts, self.stage_nodes)
+        return None
 
     @abstractmethod
     def advance(self, problem, t0: float, t1: float, x: torch.Tensor, noise, want_error: bool) -> tuple[torch.Tensor, Any]:
@@ -205,6 +213,14 @@ class SDEMethod(Solver):
         """Like :meth:`step`, with ``err``, the embedded local error estimate (shape of ``x``)."""
         x1, err = self.advance(problem, t0, t1, x, noise, True)
         return StepResult(x1, None, None), err
+
+
+def prepare_stage_times(problem, ts: list[float] | None, nodes) -> None:
+    """``problem.prepare_times`` (where it exists) with the stage times of every step of the grid ``ts``."""
+    prepare = getattr(problem, "prepare_times", None)
+    if prepare is None or ts is None or len(ts) < 2:
+        return
+    prepare([stage_time(t0, t1, c) for t0, t1 in zip(ts[:-1], ts[1:]) for c in nodes])
 
 
 def stage_time(t0: float, t1: float, c: float) -> float:
