@@ -30,13 +30,15 @@ _C, _A, _E = _TABLE.c, _TABLE.a, _TABLE.b_err
 
 
 class AdaptiveState(NamedTuple):
-    """Per-sample log noise level ``u = log(sigma/alpha)``, proposed step ``h`` (< 0), FSAL slope, counts."""
+    """Per-sample log noise level ``u = log(sigma/alpha)`` (or time, ``space = "t"``), proposed step ``h`` (< 0),
+    FSAL slope, counts."""
 
     u: torch.Tensor | None
     h: torch.Tensor | None
     k1: torch.Tensor | None
     accepted: int
     rejected: int
+    space: str = "u"  # "t": ``u`` holds per-sample times (an interval that starts where alpha = 0)
 
 
 def _error_norm(err: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor, rtol: float, atol: float) -> torch.Tensor:
@@ -101,7 +103,9 @@ class AdaptiveODE(_Adaptive):
     small noise. Each sample takes its own steps: accepted when
     ``RMS(err / (atol + rtol max|y|)) <= 1`` (Hairer, Norsett & Wanner, II.4), next step
     ``h * clamp(0.9 norm^{-1/5}, 0.2, 5)``. FSAL: six model calls per attempt after the first.
-    The last step to ``t = 0`` is the denoising step ``x0_hat``. ODE order 5.
+    The last step to ``t = 0`` is the denoising step ``x0_hat``. ODE order 5. An interval that starts
+    where ``alpha = 0`` (rectified flow at ``t = T``: infinite noise level, no scaled state) runs the
+    same pair and controller in ``t`` on ``dx/dt = drift(t, x)``, with ``h_init`` a fraction of the interval.
     """
 
     name = "adaptive_ode"
@@ -131,6 +135,13 @@ class AdaptiveODE(_Adaptive):
         process = problem.process
         if float(process.sigma(t1)) <= 0.0:
             return self._denoise(problem, t0, t1, x, state)
+        if state.u is None and not math.isfinite(float(process.noise_level(t0))):
+            # alpha(t0) = 0 (rectified flow at t = T): no scaled state y = x/alpha there; this interval
+            # runs in t on the ODE dx/dt = drift (the same pair and controller, per-sample times).
+            state = AdaptiveState(torch.full((x.shape[0],), float(t0), dtype=torch.float64, device=x.device),
+                                  None, None, state.accepted, state.rejected, "t")
+        if state.space == "t":
+            return self._step_t(problem, t1, x, state)
         state = self._begin(problem, t0, x, state, self.h_init)
         u_end = math.log(float(process.noise_level(t1)))
         alpha0 = process.alpha(_times(process, state.u))
@@ -157,6 +168,33 @@ class AdaptiveODE(_Adaptive):
             state.accepted + n_ok, state.rejected + x.shape[0] - n_ok,
         )
         return StepResult(x_new, new_state, y_new - k1)
+
+
+    def _step_t(self, problem, t1: float, x: torch.Tensor, state: AdaptiveState) -> StepResult:
+        """One attempt of Dormand-Prince 5(4) in ``t`` on ``dx/dt = drift(t, x)`` (per-sample times in ``state.u``)."""
+        t = state.u
+        h_prop = state.h if state.h is not None else torch.full_like(t, -self.h_init * abs(float(t[0]) - t1))
+        land = h_prop <= t1 - t
+        h = torch.where(land, t1 - t, h_prop).clamp(max=0.0)
+        k = [state.k1 if state.k1 is not None else problem.drift_and_denoised(t, x)[0]]
+        d = None
+        for s in range(1, 7):
+            xs = x + sum(expand_to(h * a, x) * k[j] for j, a in enumerate(_A[s]) if a != 0.0)
+            f, d = problem.drift_and_denoised(t + _C[s] * h, xs)
+            k.append(f)
+        x1 = xs  # stage 7 is the 5th-order solution (FSAL)
+        err = sum(expand_to(h * e, x) * k[j] for j, e in enumerate(_E) if e != 0.0)
+        norm = _error_norm(err, x, x1, self.rtol, self.atol)
+        ok = norm <= 1.0
+        t_new = torch.where(ok, torch.where(land, torch.full_like(h, t1), t + h), t)
+        x_new = torch.where(_rows(ok, x), x1, x)
+        k1 = torch.where(_rows(ok, x), k[6], k[0])
+        done = bool((t_new == t1).all())
+        n_ok = int(ok.sum())
+        # The next interval (if any) starts at a finite noise level, in log-noise-level space: no step carried over.
+        new_state = AdaptiveState(None if done else t_new, None if done else _next_h(h, norm, 5.0), None if done else k1,
+                                  state.accepted + n_ok, state.rejected + x.shape[0] - n_ok, "u" if done else "t")
+        return StepResult(x_new, new_state, d.x0)
 
 
 @register
