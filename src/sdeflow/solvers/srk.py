@@ -177,15 +177,20 @@ class _Plan:
 
         The same operations :func:`_run` performs, in the same order, written out once per plan: at
         batch 1 a step is ~25 tensor operations of a few microseconds each, and the loop over the
-        plan's tuples cost a fifth of the step.
+        plan's tuples cost a fifth of the step. A partial sum that starts two stage values is
+        computed once.
         """
         s = self.slots // 2
         lines = ["def fast(x, dw, u, t0, t1, h, sh, inv_h, drift, diffusion, k):"]
+        partial: dict[tuple, str] = {}  # (value, term) -> the name of value + term: shared partial sums
         for i, (slot, c, base, lin, grouped) in enumerate(self.evals):
             acc = "x" if base < 0 else f"h{base}"
             for kk, coef, kind in lin:
-                lines.append(f"    a = torch.add({acc}, v{kk}, alpha={coef!r} * {'h' if kind == 0 else 'sh'})")
-                acc = "a"
+                key = (acc, kk, coef, kind)
+                if key not in partial:  # SRI2: x + h f_0 / 4 starts two stage values
+                    partial[key] = f"p{len(partial)}"
+                    lines.append(f"    {partial[key]} = torch.add({acc}, v{kk}, alpha={coef!r} * {'h' if kind == 0 else 'sh'})")
+                acc = partial[key]
             if grouped:
                 k1, coef = grouped[0]
                 g = f"v{k1}"
