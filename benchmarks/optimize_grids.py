@@ -24,6 +24,10 @@ Runs on one thread; a family takes several minutes per solver. The shipped table
     optimize_grids.py --family mixture64d --solvers tuned_ab --steps 6 --iters 5000
     optimize_grids.py --family mixture64d --solvers ipndm:3 --steps 20 --iters 600
     optimize_grids.py --family default --solvers ipndm:4 --steps 8 --iters 2000 --train 1024
+    optimize_grids.py --family default --solvers ipndm:3 --steps 5 6 8 10 --iters 800 --train 2048 --weights 1 2 1 1
+
+(the last: the grids of the default configuration's order-3 range, with the 64-D mixture's term
+weighted twice, since its RMS is set by the few samples that end in another mode.)
 
 Nelder-Mead is deterministic: these commands, in this order, give the table again (up to the warm
 starts, which depend on what is stored when a count is optimized).
@@ -77,6 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train", type=int, default=1024, help="training noise draws per target")
     ap.add_argument("--median-weight", type=float, default=0.3)
     ap.add_argument("--iters", type=int, default=1500)
+    ap.add_argument("--weights", nargs="+", type=float, default=None,
+                    help="per-target weights of the objective, in the family's order (default: all 1)")
     ap.add_argument("--out", default=str(_DATA))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -118,7 +124,7 @@ def main(argv=None) -> int:
                 for init in starts:
                     levels, value = optimize_grid(run, [r for _, _, r in problems], RHO_MAX, init,
                                                   median_weight=args.median_weight, max_iter=args.iters,
-                                                  knots=8 if steps > 8 else None)
+                                                  knots=8 if steps > 8 else None, weights=args.weights)
                     if best is None or value < best[1]:
                         best = (levels, value)
             previous = best[0]
@@ -127,6 +133,8 @@ def main(argv=None) -> int:
             entry = {"family": args.family, "solver": solver, "options": options, "steps": steps,
                      "rho_max": RHO_MAX, "rho_min": RHO_MIN, "levels": [float(f"{v:.6g}") for v in best[0]],
                      "objective": round(best[1], 4), "median_weight": args.median_weight, "train": args.train}
+            if args.weights is not None:
+                entry["weights"] = args.weights
             if coefficients is not None:
                 entry["coefficients"] = coefficients
             entries.append(entry)

@@ -36,15 +36,16 @@ def run_checkpoint(args: argparse.Namespace, out: Path) -> dict:
     path = Path(args.ckpt)
     config_path = path / "config.json" if path.is_dir() else path.with_suffix(".json")
     options = parse_options(args.option)
-    solver = args.solver
+    solver = args.solver  # None: the default configuration
+    name = solver or "default (ipndm)"
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError):
         config = {}
-    if config.get("stochastic_sampling_valid") is False and bool(get_solver(solver, **options).stochastic):
+    if config.get("stochastic_sampling_valid") is False and bool(get_solver(solver or "ipndm", **options).stochastic):
         print(
             f"warning: {path} was trained with an optimal-transport coupling; its velocity is not a marginal "
-            f"score, so the stochastic solver {solver!r} does not sample its distribution (use a deterministic one)"
+            f"score, so the stochastic solver {name!r} does not sample its distribution (use a deterministic one)"
         )
     start = time.perf_counter()
     samples = sample_checkpoint(
@@ -55,14 +56,14 @@ def run_checkpoint(args: argparse.Namespace, out: Path) -> dict:
     save_array(out / f"samples.{args.format}", samples)
     if samples.ndim == 4 or (samples.ndim == 3 and samples.shape[1] > 2):
         lo, hi = float(samples.min()), float(samples.max())
-        plots.image_grid(out / "samples.png", samples[:64], value_range=(lo, hi), title=f"{path.name}: {solver}")
+        plots.image_grid(out / "samples.png", samples[:64], value_range=(lo, hi), title=f"{path.name}: {name}")
     else:
-        plots.scatter(out / "samples.png", samples, title=f"{path.name}: {solver}")
-    report = {"checkpoint": str(path), "solver": solver, "solver_options": options, "n": args.n, "seed": args.seed,
+        plots.scatter(out / "samples.png", samples, title=f"{path.name}: {name}")
+    report = {"checkpoint": str(path), "solver": name, "solver_options": options, "n": args.n, "seed": args.seed,
               "steps": args.steps, "nfe_budget": args.nfe, "seconds": seconds}
     write_json(out / "metrics.json", report)
     if not args.quiet:
-        print(f"{args.n} samples from {path} with {solver} ({seconds:.2f} s)")
+        print(f"{args.n} samples from {path} with {name} ({seconds:.2f} s)")
         print(f"wrote {out / f'samples.{args.format}'}, {out / 'samples.png'}, {out / 'metrics.json'}")
     return report
 
@@ -71,6 +72,7 @@ def run_sample(args: argparse.Namespace) -> dict:
     """Sample, write samples / figure / metrics into the output folder and return the metrics."""
     from .. import metrics, plots, sample
     from ..grids import get as get_grid
+    from ..sample import DEFAULT_LOW_ORDER_MAX_STEPS
 
     if args.n < 2:
         raise ValueError(f"--n must be >= 2; got {args.n}")
@@ -106,7 +108,7 @@ def run_sample(args: argparse.Namespace) -> dict:
         "target": args.target,
         "process": repr(process),
         "prediction": args.prediction,
-        "solver": args.solver,
+        "solver": args.solver or f"default (ipndm, order {3 if len(result.ts) - 1 <= DEFAULT_LOW_ORDER_MAX_STEPS else 4})",
         "solver_options": options,
         "steps": len(result.ts) - 1,
         "nfe": result.nfe,
@@ -118,10 +120,10 @@ def run_sample(args: argparse.Namespace) -> dict:
         "sliced_wasserstein2_floor_interval": [floor.low, floor.high],
     }
     plots.scatter(out / "samples.png", samples, reference=truth, labels=("samples", "true samples"),
-                  title=f"{args.target}: {args.solver}, {result.nfe} model calls")
+                  title=f"{args.target}: {report['solver']}, {result.nfe} model calls")
     write_json(out / "metrics.json", report)
     if not args.quiet:
-        print(f"{args.n} samples with {args.solver} ({result.nfe} model calls, {seconds:.2f} s)")
+        print(f"{args.n} samples with {report['solver']} ({result.nfe} model calls, {seconds:.2f} s)")
         print(f"sliced W2 to fresh true samples: {sw2:.4f} (two-sample floor {floor.value:.4f} [{floor.low:.4f}, {floor.high:.4f}])")
         print(f"wrote {out / f'samples.{fmt}'}, {out / 'samples.png'}, {out / 'metrics.json'}")
     return report
@@ -137,7 +139,9 @@ def register(sub) -> None:
     p.add_argument("--target", default="ring2d", help="exact-score target: ring2d, mixture64d, gaussian (default ring2d)")
     p.add_argument("--process", default="edm", help="process: vp, subvp, ve, edm, cosine, linear (default edm)")
     p.add_argument("--prediction", default="eps", help="prediction kind of the model: eps, x0, v, score, velocity")
-    p.add_argument("--solver", default=DEFAULT_SOLVER_NAME, help="a name from `sdeflow solvers`")
+    p.add_argument("--solver", default=None,
+                   help=f"a name from `sdeflow solvers` (default: the default configuration, {DEFAULT_SOLVER_NAME} of order 3 "
+                        "up to 10 steps and of order 4 above, on its solver-aware grid)")
     p.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="a solver option, repeatable (e.g. -o eta=0.5)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, default=None, help="number of steps")

@@ -154,14 +154,19 @@ def _gaps_from_knots(knots: np.ndarray, n: int) -> np.ndarray:
     return np.interp(np.linspace(0.0, 1.0, n), np.linspace(0.0, 1.0, len(knots)), knots)
 
 
-def grid_objective(samples: Sequence[torch.Tensor], references: Sequence[torch.Tensor], median_weight: float = 0.3) -> float:
-    """``sum over targets of log RMS_i ||x_i - x_i^*|| + w log median_i ||x_i - x_i^*||`` (inf if not finite)."""
+def grid_objective(samples: Sequence[torch.Tensor], references: Sequence[torch.Tensor], median_weight: float = 0.3,
+                   weights: Sequence[float] | None = None) -> float:
+    """``sum over targets of v_i (log RMS_i ||x_i - x_i^*|| + w log median_i ||x_i - x_i^*||)`` (inf if not
+    finite), with target weights ``v_i`` (default 1)."""
     total = 0.0
-    for x, ref in zip(samples, references):
+    weights = [1.0] * len(samples) if weights is None else list(weights)
+    if len(weights) != len(samples):
+        raise ValueError(f"weights must give one weight per target ({len(samples)}); got {len(weights)}")
+    for x, ref, v in zip(samples, references, weights):
         d = (x - ref).flatten(1).norm(dim=1).double()
         if not bool(torch.isfinite(d).all()):
             return math.inf
-        total += math.log(float(d.pow(2).mean().sqrt()) + 1e-300) + median_weight * math.log(float(d.median()) + 1e-300)
+        total += v * (math.log(float(d.pow(2).mean().sqrt()) + 1e-300) + median_weight * math.log(float(d.median()) + 1e-300))
     return total
 
 
@@ -176,6 +181,7 @@ def optimize_grid(
     knots: int | None = None,
     to_time: Callable[[list[float]], torch.Tensor] | None = None,
     init_extra: Sequence[float] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> tuple[list[float], float] | tuple[list[float], list[float], float]:
     """Nelder-Mead on the log gaps of the noise levels; returns ``(levels rho_1..rho_{n-1}, J)``.
 
@@ -192,6 +198,7 @@ def optimize_grid(
         to_time: levels -> times (default: the levels themselves, as on the EDM process).
         init_extra: solver parameters optimized jointly with the grid (e.g. the coefficients of
             ``tuned_ab``); then the result is ``(levels, extra, J)``.
+        weights: per-target weights of the objective (:func:`grid_objective`).
 
     Needs scipy (a development dependency; the shipped grids do not).
     """
@@ -210,7 +217,7 @@ def optimize_grid(
             return 1e6
         try:
             samples = run(ts) if extra is None else run(ts, list(extra))
-            value = grid_objective(samples, references, median_weight)
+            value = grid_objective(samples, references, median_weight, weights)
         except (ValueError, RuntimeError, FloatingPointError):
             return 1e6
         return value if math.isfinite(value) else 1e6

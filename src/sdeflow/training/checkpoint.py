@@ -287,7 +287,7 @@ def sample_checkpoint(
     path: str | Path,
     n: int,
     *,
-    solver: str = "heun",
+    solver: str | None = "heun",
     steps: int | None = None,
     nfe: int | None = None,
     seed: int = 0,
@@ -301,7 +301,7 @@ def sample_checkpoint(
     """Draw ``n`` samples from a checkpoint with any registered solver, mapped back to data space.
 
     Sample ``i`` starts from ``process.prior_sample`` with seed ``seed + i`` (its Brownian path too,
-    for stochastic solvers). With ``label`` (class-conditional models) the samples are of that class,
+    for stochastic solvers). ``solver=None``: :func:`sdeflow.sample`'s default configuration. With ``label`` (class-conditional models) the samples are of that class,
     with classifier-free guidance ``guidance``. Returns ``(n, *event_shape)`` samples, or
     ``(samples, trajectory, ts)`` with ``return_trajectory`` (the trajectory in model space).
     """

@@ -32,7 +32,7 @@ def draw_samples(
     event_shape: Sequence[int],
     n: int,
     *,
-    solver: str = "heun",
+    solver: str | None = "heun",
     steps: int | None = None,
     nfe: int | None = None,
     seed: int = 0,
@@ -43,7 +43,8 @@ def draw_samples(
     device: str | torch.device = "cpu",
     **solver_options: Any,
 ):
-    """``n`` model-space samples ``(n, *event_shape)`` from ``model`` with ``solver``.
+    """``n`` model-space samples ``(n, *event_shape)`` from ``model`` with ``solver`` (``None``:
+    :func:`sdeflow.sample`'s default configuration).
 
     Sample ``i`` starts from the prior noise of seed ``seed + i`` (and its Brownian path for a
     stochastic solver), so it does not depend on ``batch_size``. With ``label`` the model is the
@@ -95,7 +96,7 @@ class VectorEvaluator:
         transform: dict[str, Any] | None = None,
         *,
         n: int = 2000,
-        solver: str = "heun",
+        solver: str | None = "heun",
         steps: int = 50,
         seed: int = 0,
         w2_points: int = 2000,
