@@ -76,20 +76,25 @@ def run_w2(args: argparse.Namespace) -> None:
                 tic = time.perf_counter()
                 result = Trainer(model, objective, train, config=config).fit()
                 train_s = time.perf_counter() - tic
-                tic = time.perf_counter()
-                x = draw_samples(result.ema_model, objective.process, (2,), n, solver=args.solver, steps=args.solver_steps, seed=1_000_000 * (seed + 1))
-                sample_s = time.perf_counter() - tic
                 ref = sample_toy(data, n, 20_000 + seed)
-                tic = time.perf_counter()
-                w2 = wasserstein2(x, ref, max_points=n)
-                rec = {"data": data, "method": method, "seed": seed, "w2": w2, "n": n, "steps": args.steps, "batch": args.batch,
-                       "width": args.width, "depth": args.depth, "solver": args.solver, "solver_steps": args.solver_steps,
-                       "nfe": 2 * args.solver_steps - 1 if args.solver == "heun" else args.solver_steps,
-                       "train_seconds": train_s, "samples_per_second": result.samples_per_second,
-                       "sample_seconds": sample_s, "w2_seconds": time.perf_counter() - tic, **_env()}
-                with open(out, "a") as fh:
-                    fh.write(json.dumps(rec) + "\n")
-                print(rec, flush=True)
+                for text in args.samplers:
+                    solver, _, count = text.partition(":")
+                    options = {"steps": int(count)} if count else {"rtol": 1e-5, "atol": 1e-5}
+                    tic = time.perf_counter()
+                    x = draw_samples(result.ema_model, objective.process, (2,), n, solver=solver, seed=1_000_000 * (seed + 1),
+                                     **options)
+                    sample_s = time.perf_counter() - tic
+                    tic = time.perf_counter()
+                    w2 = wasserstein2(x, ref, max_points=n)
+                    steps = options.get("steps")
+                    rec = {"data": data, "method": method, "seed": seed, "w2": w2, "n": n, "steps": args.steps, "batch": args.batch,
+                           "width": args.width, "depth": args.depth, "solver": solver, "solver_steps": steps,
+                           "nfe": (2 * steps - 1 if solver == "heun" else steps) if steps else "adaptive",
+                           "train_seconds": train_s, "samples_per_second": result.samples_per_second,
+                           "sample_seconds": sample_s, "w2_seconds": time.perf_counter() - tic, **_env()}
+                    with open(out, "a") as fh:
+                        fh.write(json.dumps(rec) + "\n")
+                    print(rec, flush=True)
     summarize_w2(out)
 
 
@@ -101,7 +106,7 @@ def summarize_w2(path: Path) -> None:
     groups: dict[tuple[str, str], list[float]] = {}
     for r in recs:
         if r["method"] != "floor":
-            groups.setdefault((r["data"], r["method"]), []).append(r["w2"])
+            groups.setdefault((r["data"], f'{r["method"]} ({r["solver"]}, {r["nfe"]} NFE, {r["steps"]} steps)'), []).append(r["w2"])
     for (data, method), vals in sorted(groups.items()):
         std = statistics.stdev(vals) if len(vals) > 1 else float("nan")
         print(f"| {data} | {method} | {statistics.mean(vals):.3f} +- {std:.3f} ({len(vals)}) | {floors.get(data, float('nan')):.3f} |")
@@ -164,8 +169,9 @@ def main() -> None:
     w.add_argument("--lr", type=float, default=1e-3)
     w.add_argument("--width", type=int, default=128)
     w.add_argument("--depth", type=int, default=3)
-    w.add_argument("--solver", default="heun")
-    w.add_argument("--solver-steps", type=int, default=50)
+    w.add_argument("--samplers", nargs="+", default=["heun:25"],
+                   help="samplers for each trained model: SOLVER:STEPS (e.g. heun:25 = 49 NFE) or an adaptive solver "
+                        "name (adaptive_ode, rtol = atol = 1e-5)")
     w.add_argument("--out", default="benchmarks/results/training_w2.jsonl")
     w.set_defaults(func=run_w2)
     d = sub.add_parser("digits")

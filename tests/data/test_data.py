@@ -39,6 +39,25 @@ def test_toy_moments_match_their_definitions():
     assert float(ci.pow(2).sum(1).mean()) == pytest.approx(10 + 2 * 0.08**2, rel=0.01)
 
 
+def test_moons_are_drawn_as_torchdyn_draws_them():
+    # Without the diagonal shift (noise=0) every point lies on its moon: (n // 2) on the unit circle
+    # (outer) and the rest on the unit circle around (1, 1/2) (inner), each moon's angles exactly
+    # linspace(0, pi, count) (stratified, as in Tong et al.'s benchmark), in a shuffled order.
+    n = 1001
+    x = ((sample_toy("moons", n, seed=3, noise=0.0).double() + 1.0) / 3.0).numpy()
+    outer = np.abs(np.hypot(x[:, 0], x[:, 1]) - 1.0) < 1e-6
+    inner = np.abs(np.hypot(x[:, 0] - 1.0, x[:, 1] - 0.5) - 1.0) < 1e-6
+    assert outer.sum() == n // 2 and inner.sum() == n - n // 2 and not (outer & inner).any()
+    theta_out = np.sort(np.arctan2(x[outer, 1], x[outer, 0]))
+    theta_in = np.sort(np.arctan2(0.5 - x[inner, 1], 1.0 - x[inner, 0]))
+    np.testing.assert_allclose(theta_out, np.linspace(0, np.pi, n // 2), atol=1e-6)
+    np.testing.assert_allclose(theta_in, np.linspace(0, np.pi, n - n // 2), atol=1e-6)
+    assert not outer[: n // 2].all()  # shuffled: the outer moon is not the first half
+    # The shift is along the diagonal, u ~ U(0, noise): x - y is unchanged by it.
+    y = ((sample_toy("moons", n, seed=3).double() + 1.0) / 3.0).numpy()
+    assert np.allclose(np.sort(y[:, 0] - y[:, 1]), np.sort(x[:, 0] - x[:, 1]), atol=1e-6)
+
+
 def test_digits_split_and_range():
     train, test, full = load_digits("train"), load_digits("test"), load_digits("all")
     assert train.images.shape == (1438, 1, 8, 8) and test.images.shape == (359, 1, 8, 8) and full.images.shape[0] == 1797
