@@ -25,6 +25,15 @@ def _build_target_model(args: argparse.Namespace):
     return target, process, target.model(process, prediction)
 
 
+def _solver_label(args: argparse.Namespace, options: dict) -> str:
+    """The solver as the reports name it; ``--solver`` absent: the default configuration and its order."""
+    if args.solver is not None or options:
+        return args.solver or "ipndm"
+    from ..sample import default_solver, _default_step_count
+
+    return f"default (ipndm, order {default_solver(_default_step_count(None, args.steps, args.nfe)).order})"
+
+
 def run_checkpoint(args: argparse.Namespace, out: Path) -> dict:
     """``--ckpt``: sample a trained model (EMA weights) with any solver; nothing else is needed."""
     import json
@@ -37,7 +46,7 @@ def run_checkpoint(args: argparse.Namespace, out: Path) -> dict:
     config_path = path / "config.json" if path.is_dir() else path.with_suffix(".json")
     options = parse_options(args.option)
     solver = args.solver  # None: the default configuration
-    name = solver or "default (ipndm)"
+    name = _solver_label(args, options)
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError):
@@ -72,7 +81,6 @@ def run_sample(args: argparse.Namespace) -> dict:
     """Sample, write samples / figure / metrics into the output folder and return the metrics."""
     from .. import metrics, plots, sample
     from ..grids import get as get_grid
-    from ..sample import DEFAULT_LOW_ORDER_MAX_STEPS
 
     if args.n < 2:
         raise ValueError(f"--n must be >= 2; got {args.n}")
@@ -108,7 +116,7 @@ def run_sample(args: argparse.Namespace) -> dict:
         "target": args.target,
         "process": repr(process),
         "prediction": args.prediction,
-        "solver": args.solver or f"default (ipndm, order {3 if len(result.ts) - 1 <= DEFAULT_LOW_ORDER_MAX_STEPS else 4})",
+        "solver": _solver_label(args, options),
         "solver_options": options,
         "steps": len(result.ts) - 1,
         "nfe": result.nfe,

@@ -144,21 +144,9 @@ class AdaptiveODE(_Adaptive):
             return self._step_t(problem, t1, x, state)
         state = self._begin(problem, t0, x, state, self.h_init)
         u_end = math.log(float(process.noise_level(t1)))
-        alpha0 = process.alpha(_times(process, state.u))
-        y = x / expand_to(alpha0, x)
-        land = state.h <= u_end - state.u  # the step would pass the end: land exactly on it (h < 0)
-        h = torch.where(land, u_end - state.u, state.h).clamp(max=0.0)
-        k = [state.k1 if state.k1 is not None else self._slope(problem, y, state.u)]
-        for s in range(1, 7):
-            ys = y + sum(expand_to(h * a, y) * k[j] for j, a in enumerate(_A[s]) if a != 0.0)
-            k.append(self._slope(problem, ys, state.u + _C[s] * h))
-        y1 = ys  # stage 7 is the 5th-order solution (FSAL)
-        err = sum(expand_to(h * e, y) * k[j] for j, e in enumerate(_E) if e != 0.0)
-        norm = _error_norm(err, y, y1, self.rtol, self.atol)
-        ok = norm <= 1.0
-        u1 = torch.where(ok, torch.where(land, torch.full_like(h, u_end), state.u + h), state.u)
-        y_new = torch.where(_rows(ok, y), y1, y)
-        k1 = torch.where(_rows(ok, y), k[6], k[0])
+        y = x / expand_to(process.alpha(_times(process, state.u)), x)
+        u1, y_new, k1, h, norm, ok = self._attempt(lambda v, u: self._slope(problem, v, u), y, state.u, u_end,
+                                                   state.h, state.k1)
         h_next = _next_h(h, norm, 5.0)
         done = bool((u1 == u_end).all())
         x_new = expand_to(process.alpha(_times(process, u1)), y_new) * y_new
@@ -169,32 +157,45 @@ class AdaptiveODE(_Adaptive):
         )
         return StepResult(x_new, new_state, y_new - k1)
 
-
     def _step_t(self, problem, t1: float, x: torch.Tensor, state: AdaptiveState) -> StepResult:
-        """One attempt of Dormand-Prince 5(4) in ``t`` on ``dx/dt = drift(t, x)`` (per-sample times in ``state.u``)."""
+        """One attempt in ``t`` on ``dx/dt = drift(t, x)`` (per-sample times in ``state.u``)."""
         t = state.u
         h_prop = state.h if state.h is not None else torch.full_like(t, -self.h_init * abs(float(t[0]) - t1))
-        land = h_prop <= t1 - t
-        h = torch.where(land, t1 - t, h_prop).clamp(max=0.0)
-        k = [state.k1 if state.k1 is not None else problem.drift_and_denoised(t, x)[0]]
-        d = None
-        for s in range(1, 7):
-            xs = x + sum(expand_to(h * a, x) * k[j] for j, a in enumerate(_A[s]) if a != 0.0)
-            f, d = problem.drift_and_denoised(t + _C[s] * h, xs)
-            k.append(f)
-        x1 = xs  # stage 7 is the 5th-order solution (FSAL)
-        err = sum(expand_to(h * e, x) * k[j] for j, e in enumerate(_E) if e != 0.0)
-        norm = _error_norm(err, x, x1, self.rtol, self.atol)
-        ok = norm <= 1.0
-        t_new = torch.where(ok, torch.where(land, torch.full_like(h, t1), t + h), t)
-        x_new = torch.where(_rows(ok, x), x1, x)
-        k1 = torch.where(_rows(ok, x), k[6], k[0])
+        last = []  # the denoised pair of the latest stage (the 5th-order solution's, after the attempt)
+
+        def slope(v, s):
+            f, d = problem.drift_and_denoised(s, v)
+            last[:] = [d]
+            return f
+
+        t_new, x_new, k1, h, norm, ok = self._attempt(slope, x, t, t1, h_prop, state.k1)
         done = bool((t_new == t1).all())
         n_ok = int(ok.sum())
         # The next interval (if any) starts at a finite noise level, in log-noise-level space: no step carried over.
         new_state = AdaptiveState(None if done else t_new, None if done else _next_h(h, norm, 5.0), None if done else k1,
                                   state.accepted + n_ok, state.rejected + x.shape[0] - n_ok, "u" if done else "t")
-        return StepResult(x_new, new_state, d.x0)
+        return StepResult(x_new, new_state, last[0].x0)
+
+    def _attempt(self, slope, y: torch.Tensor, s: torch.Tensor, s_end: float, h_prop: torch.Tensor, k1):
+        """One Dormand-Prince 5(4) attempt of every sample from ``s`` (per-sample, float64) towards ``s_end``
+        with proposed steps ``h_prop`` (< 0) on ``dy/ds = slope(y, s)`` (FSAL slope ``k1`` if known).
+
+        Returns ``(s1, y1, k1, h, norm, ok)``: the new positions and states (unchanged where rejected),
+        the FSAL slope there, the steps tried, the error norms and the acceptance mask.
+        """
+        land = h_prop <= s_end - s  # the step would pass the end: land exactly on it (h < 0)
+        h = torch.where(land, s_end - s, h_prop).clamp(max=0.0)
+        k = [k1 if k1 is not None else slope(y, s)]
+        for i in range(1, 7):
+            ys = y + sum(expand_to(h * a, y) * k[j] for j, a in enumerate(_A[i]) if a != 0.0)
+            k.append(slope(ys, s + _C[i] * h))
+        y1 = ys  # stage 7 is the 5th-order solution (FSAL)
+        err = sum(expand_to(h * e, y) * k[j] for j, e in enumerate(_E) if e != 0.0)
+        norm = _error_norm(err, y, y1, self.rtol, self.atol)
+        ok = norm <= 1.0
+        s1 = torch.where(ok, torch.where(land, torch.full_like(h, s_end), s + h), s)
+        rows = _rows(ok, y)
+        return s1, torch.where(rows, y1, y), torch.where(rows, k[6], k[0]), h, norm, ok
 
 
 @register

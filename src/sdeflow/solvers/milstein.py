@@ -47,47 +47,35 @@ class Milstein(SDEMethod):
     description = "Milstein (Ito or Stratonovich; diagonal, scalar, additive, commutative noise), strong order 1"
 
     def init(self, problem, ts, x):
-        """What every step would otherwise look up: the layout, whether the fast path applies
-        (Ito, elementwise non-additive noise), and the constant ``-|h|`` per step size."""
+        """What every step would otherwise look up: the layout and noise structure, the calculus,
+        ``can_evaluate``, and (Ito) the constant ``-|h|`` per step size."""
         super().init(problem, ts, x)
-        fast = (layout(problem) == "elementwise" and structure(problem) != "additive"
-                and getattr(problem, "calculus", "ito") == "ito")
-        return _MilsteinState(fast, getattr(problem, "can_evaluate", None), {})
+        return _MilsteinState(layout(problem), structure(problem) == "additive",
+                              getattr(problem, "calculus", "ito") == "ito", getattr(problem, "can_evaluate", None))
 
     def step(self, problem, t0, t1, x, state, noise) -> StepResult:
         if type(state) is not _MilsteinState:
             state = self.init(problem, None, x)
-        if not state.fast or (state.can_evaluate is not None and not state.can_evaluate(t1)):
+        if state.can_evaluate is not None and not state.can_evaluate(t1):
             return StepResult(super().step(problem, t0, t1, x, None, noise).x, state, None)
-        # The Ito diagonal step of advance(), in the fewest operations: dW^2 - |h| as one addcmul
-        # onto a cached 0-d -|h|.
-        h = t1 - t0
-        eps = sqrt_abs(h)
-        neg_h = state.neg_h.get(h)
-        if neg_h is None:
-            if len(state.neg_h) > 64:
-                state.neg_h.clear()
-            neg_h = state.neg_h[h] = torch.tensor(-abs(h), dtype=x.dtype, device=x.device)
-        dw = noise(t0, t1)
-        g = problem.diffusion(t0, x)
-        x1 = torch.addcmul(torch.add(x, problem.drift(t0, x), alpha=h), g, dw)
-        dg = problem.diffusion(t0, torch.add(x, g, alpha=eps)) - g
-        return StepResult(torch.addcmul(x1, dg, torch.addcmul(neg_h, dw, dw), value=0.5 / eps), state, None)
+        return StepResult(self._step(problem, t0, t1, x, noise, state, False)[0], state, None)
 
     def advance(self, problem, t0, t1, x, noise, want_error):
+        return self._step(problem, t0, t1, x, noise, self.init(problem, None, x), want_error)
+
+    def _step(self, problem, t0, t1, x, noise, state: "_MilsteinState", want_error: bool):
         h = t1 - t0
-        kind = layout(problem)
-        ito = getattr(problem, "calculus", "ito") == "ito"
+        kind = state.kind
         dw = noise(t0, t1)
         g = problem.diffusion(t0, x)
         x1 = add_diffusion(kind, torch.add(x, problem.drift(t0, x), alpha=h), g, dw)
-        if structure(problem) == "additive":
+        if state.additive:
             return x1, torch.zeros_like(x1) if want_error else None
         if kind != "matrix":
             eps = sqrt_abs(h)
-            if ito:  # one-sided: its O(sqrt h) error multiplies dW^2 - h, of mean zero (KP eq. 11.1.5)
+            if state.ito:  # one-sided: its O(sqrt h) error multiplies dW^2 - h, of mean zero (KP eq. 11.1.5)
                 dg = problem.diffusion(t0, torch.add(x, g, alpha=eps)) - g
-                q, c = dw * dw - abs(h), 0.5 / eps
+                q, c = torch.addcmul(state.neg_abs(h, x), dw, dw), 0.5 / eps  # dW^2 - |h| in one op
             else:  # centred: the O(h) error keeps the Stratonovich mean drift 1/2 L G h to O(h^2)
                 dg = problem.diffusion(t0, torch.add(x, g, alpha=eps)) - problem.diffusion(t0, torch.add(x, g, alpha=-eps))
                 q, c = dw * dw, 0.25 / eps
@@ -97,7 +85,7 @@ class Milstein(SDEMethod):
         else:
             v = apply_diffusion(kind, g, dw)
             corr = 0.25 * apply_diffusion(kind, problem.diffusion(t0, x + v) - problem.diffusion(t0, x - v), dw)
-            if ito:
+            if state.ito:
                 eps = sqrt_abs(h)
                 for j in range(g.shape[-1]):
                     shift = eps * g[..., j]
@@ -107,9 +95,20 @@ class Milstein(SDEMethod):
 
 
 class _MilsteinState:
-    """Per-solve facts of :class:`Milstein`: the fast path applies, ``can_evaluate``, ``-|h|`` per ``h``."""
+    """Per-solve facts of :class:`Milstein`: layout, additive noise, Ito, ``can_evaluate``, ``-|h|`` per ``h``."""
 
-    __slots__ = ("fast", "can_evaluate", "neg_h")
+    __slots__ = ("kind", "additive", "ito", "can_evaluate", "_neg_abs")
 
-    def __init__(self, fast: bool, can_evaluate, neg_h: dict) -> None:
-        self.fast, self.can_evaluate, self.neg_h = fast, can_evaluate, neg_h
+    def __init__(self, kind: str, additive: bool, ito: bool, can_evaluate) -> None:
+        self.kind, self.additive, self.ito, self.can_evaluate = kind, additive, ito, can_evaluate
+        self._neg_abs: dict = {}
+
+    def neg_abs(self, h: float, like: torch.Tensor) -> torch.Tensor:
+        """``-|h|`` as a 0-d tensor of ``like``'s dtype and device (cached: a fixed grid has few steps)."""
+        key = (h, like.dtype, like.device)
+        hit = self._neg_abs.get(key)
+        if hit is None:
+            if len(self._neg_abs) > 64:
+                self._neg_abs.clear()
+            hit = self._neg_abs[key] = torch.tensor(-abs(h), dtype=like.dtype, device=like.device)
+        return hit

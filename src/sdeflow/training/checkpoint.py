@@ -1,6 +1,6 @@
 """Checkpoints: safetensors weights, a JSON config and a metrics card, written atomically.
 
-A run folder holds ``checkpoints/step_XXXXXXXX/`` folders, each complete on its own:
+A run folder holds ``checkpoints/step_<8-digit step>/`` folders (e.g. ``step_00001500/``), each complete on its own:
 
 ==========================  ================================================================
 ``model.safetensors``       the network's weights (as trained)

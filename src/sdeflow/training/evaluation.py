@@ -87,7 +87,7 @@ class VectorEvaluator:
         solver, steps: how to sample.
         seed: seeds ``seed .. seed + n - 1``.
         w2_points: points per set for the exact W2 (the cost is cubic).
-        plot: write ``samples/step_XXXXXXXX.png`` (2-D data only).
+        plot: write ``samples/step_<8-digit step>.png`` (e.g. ``step_00001500.png``) (2-D data only).
     """
 
     def __init__(
