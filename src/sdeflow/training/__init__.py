@@ -15,6 +15,9 @@ The shortest path from data to samples::
 
 from .checkpoint import (
     Checkpoint,
+    check_config_against_weights,
+    check_run_dir,
+    clear_run,
     load_checkpoint_model,
     process_from_config,
     read_checkpoint,
@@ -28,7 +31,7 @@ from .evaluation import DigitsEvaluator, VectorEvaluator, digits_scores, draw_sa
 from .model import DiffusionModel, GuidedModel
 from .objectives import OBJECTIVES, DenoisingScoreMatching, FlowMatching, LossOutput, Objective, build_objective
 from .time_samplers import TIME_SAMPLERS, LogNormalTime, LogSNRTime, TimeSampler, UniformTime, get_time_sampler
-from .trainer import TrainConfig, Trainer, TrainResult, lr_at
+from .trainer import TrainConfig, Trainer, TrainResult, check_device, lr_at
 from .weighting import (
     WEIGHTINGS,
     EDMWeighting,
@@ -43,6 +46,9 @@ from .weighting import (
 
 __all__ = [
     "Checkpoint",
+    "check_config_against_weights",
+    "check_run_dir",
+    "clear_run",
     "load_checkpoint_model",
     "process_from_config",
     "read_checkpoint",
@@ -78,6 +84,7 @@ __all__ = [
     "Trainer",
     "TrainResult",
     "lr_at",
+    "check_device",
     "WEIGHTINGS",
     "EDMWeighting",
     "LikelihoodWeighting",

@@ -16,21 +16,30 @@ Atomicity: a checkpoint is written into a hidden temporary folder (every file fl
 fsynced), then renamed to its final name in one ``os.rename`` and the parent folder fsynced.
 A ``step_*`` folder therefore always holds a complete checkpoint: a kill at any moment leaves
 either the previous checkpoints only, or the new one too. Old checkpoints are pruned after the
-new one is in place, each first renamed to a hidden name and then deleted. Reading a run folder
+new one is in place, each first renamed to a hidden name and then deleted; only checkpoints older
+than the new one are pruned, so a save never deletes the checkpoint it has just written. Reading a run folder
 takes the newest ``step_*`` folder; temporary folders of an interrupted write are ignored and
 cleaned up by the next save. No pickle is involved anywhere (weights are safetensors, the
-rest JSON), so loading a checkpoint runs no code.
+rest JSON), so loading a checkpoint runs no code, and :func:`load_checkpoint_model` checks the
+network that ``config.json`` describes against the tensor shapes stored in the weights file (read
+from the safetensors header, without loading) before it allocates the network: a crafted config
+cannot make it allocate more memory than the weights file holds.
+
+A run folder belongs to one run: :func:`check_run_dir` refuses to start a new run in a folder that
+already holds one (its ``checkpoints``, ``samples`` or ``metrics.jsonl``) unless told to resume it
+or to replace it (:func:`clear_run`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -43,10 +52,16 @@ __all__ = [
     "load_checkpoint_model",
     "sample_checkpoint",
     "process_from_config",
+    "check_run_dir",
+    "check_config_against_weights",
+    "clear_run",
     "CHECKPOINT_FILES",
+    "RUN_ENTRIES",
 ]
 
 CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "config.json", "metrics.json", "state.json")
+RUN_ENTRIES = ("checkpoints", "samples", "metrics.jsonl")
+"""What a training run writes into its folder (and what :func:`clear_run` removes)."""
 _STEP_DIR = re.compile(r"^step_(\d{8,})(?:-(\d+))?$")
 
 
@@ -181,11 +196,80 @@ def save_checkpoint(
     os.rename(tmp, final)
     _fsync_dir(root)
     if keep > 0:
-        for _, old in _checkpoint_dirs(root)[:-keep]:
+        # Prune only checkpoints older than this one: the newest keep - 1 of them stay, and the one just
+        # written is never a candidate (a folder shared with another run must not cost this run its save).
+        older = [path for key, path in _checkpoint_dirs(root) if path != final and key < _dir_key(final)]
+        for old in older[: max(0, len(older) - (keep - 1))]:
             trash = root / f".tmp-trash-{old.name}-{os.getpid()}"
             os.rename(old, trash)
             shutil.rmtree(trash, ignore_errors=True)
     return final
+
+
+def _dir_key(path: Path) -> tuple[int, int]:
+    m = _STEP_DIR.match(path.name)
+    return (int(m.group(1)), int(m.group(2) or 0))
+
+
+# ------------------------------------------------------------------------------------ run folders
+def _run_entries(path: Path) -> list[str]:
+    return [name for name in RUN_ENTRIES if os.path.lexists(path / name)]
+
+
+def check_run_dir(path: str | Path, *, resume: bool = False, overwrite: bool = False, name: str = "out_dir") -> Path:
+    """Check that a training run may write into folder ``path``, before any work; returns it as a Path.
+
+    A new run (``resume=False``) needs a folder that does not exist, is empty, or holds none of a
+    run's files (:data:`RUN_ENTRIES`); an existing run is refused unless ``overwrite`` is set (the
+    trainer then removes the old run's files with :func:`clear_run` when it starts). ``name`` is how
+    errors name the folder (``"--out"`` for the command line). Nothing is created or deleted here.
+
+    Raises:
+        ValueError: ``path`` or one of its parents is a file.
+        FileExistsError: ``path`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} {path} is a file; expected a run folder (a new one, or one written by a training run)")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{name} {path}: {parent} is a file, not a folder; choose a run folder inside a folder")
+    if resume or not path.is_dir():
+        return path
+    found = _run_entries(path)
+    if found and not overwrite:
+        dirs = _checkpoint_dirs(path / "checkpoints")
+        held = f"checkpoints up to step {dirs[-1][0][0]}" if dirs else "files of a run"
+        flag = "--resume" if name.startswith("--") else "resume=True"
+        again = "--overwrite" if name.startswith("--") else "overwrite=True"
+        raise FileExistsError(
+            f"{name} {path} already holds a run ({held}: {', '.join(found)}); continue it with {flag}, "
+            f"replace it with {again} (its files are deleted), or choose a new folder"
+        )
+    return path
+
+
+def clear_run(path: str | Path) -> list[str]:
+    """Delete the files of the run in folder ``path`` (:data:`RUN_ENTRIES`); returns the names removed.
+
+    Other files in the folder are left alone. Each entry is first renamed to a hidden name, so a kill
+    midway leaves no half-deleted checkpoint that a reader could take for a complete one.
+    """
+    path = Path(path)
+    removed = []
+    for entry in _run_entries(path):
+        target = path / entry
+        trash = path / f".tmp-trash-{entry}-{os.getpid()}"
+        os.rename(target, trash)
+        if trash.is_dir() and not trash.is_symlink():
+            shutil.rmtree(trash)
+        else:
+            trash.unlink()
+        removed.append(entry)
+    _fsync_dir(path)
+    return removed
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -249,10 +333,122 @@ def process_from_config(config: dict[str, Any]):
     """Rebuild the process of a checkpoint's ``config["process"]`` ``{"name", "config"}``."""
     from ..processes import DiscreteVP, get as get_process
 
-    spec = config["process"]
-    if spec["name"] == "discrete_vp":
-        return DiscreteVP(**spec["config"])
-    return get_process(spec["name"], **spec["config"])
+    try:
+        spec = config["process"]
+        name, options = spec["name"], dict(spec["config"])
+        if name == "discrete_vp":
+            return DiscreteVP(**options)
+        return get_process(name, **options)
+    except (KeyError, TypeError) as err:
+        raise ValueError(
+            f"the checkpoint's process configuration is malformed ({type(err).__name__}: {err}); expected "
+            '"process": {"name": ..., "config": {...}} as written by training; the checkpoint is damaged'
+        ) from err
+
+
+def _stored_shapes(file: Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors in a safetensors file, read from its header (no tensor is loaded)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            return {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{file}: not a readable safetensors file ({err}); the checkpoint is damaged") from err
+
+
+@contextlib.contextmanager
+def _bounded_construction(max_tensors: int, max_modules: int, what: str) -> Iterator[None]:
+    """Abort building a network once it registers more tensors or modules than the weights file could fill.
+
+    A config's sizes (width, depth, ...) are checked on a ``meta``-device skeleton, which allocates
+    no memory; this bound keeps even the skeleton's Python objects proportional to the file.
+    """
+    from torch.nn.modules import module as module_hooks
+
+    counts = {"tensors": 0, "modules": 0}
+
+    def count(kind: str, limit: int):
+        def hook(*_):
+            counts[kind] += 1
+            if counts[kind] > limit:
+                raise ValueError(
+                    f"{what}: the network it describes has more than {limit} {kind}, far more than the weights file "
+                    "stores; refusing to build it (the config does not belong to these weights, or was crafted): "
+                    "use the config.json written with them"
+                )
+
+        return hook
+
+    handles = [
+        module_hooks.register_module_parameter_registration_hook(count("tensors", max_tensors)),
+        module_hooks.register_module_buffer_registration_hook(count("tensors", max_tensors)),
+        module_hooks.register_module_module_registration_hook(count("modules", max_modules)),
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _shape_list(items: list[str], limit: int = 4) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def check_config_against_weights(ckpt: Checkpoint, *, ema: bool = True, process=None) -> None:
+    """Refuse a checkpoint whose ``config.json`` describes another network than its weights file stores.
+
+    The network of ``config["model"]`` is built as a skeleton on the ``meta`` device (no memory) and
+    every tensor's shape is compared with the shapes in the safetensors header of the weights file
+    (read without loading); the data's ``event_shape`` must be the network's. Only then may the caller
+    allocate the network: its size is bounded by the file's.
+
+    Raises:
+        ValueError: the config is malformed, or a tensor is missing, unexpected or of another shape.
+    """
+    from .model import DiffusionModel
+
+    file = ckpt.path / ("ema.safetensors" if ema else "model.safetensors")
+    stored = _stored_shapes(file)
+    if process is None:
+        process = process_from_config(ckpt.config)
+    where = f"{ckpt.path / 'config.json'}"
+    n = len(stored)
+    try:
+        with _bounded_construction(2 * n + 64, 4 * n + 256, where), torch.device("meta"):
+            skeleton = DiffusionModel.from_config(ckpt.config["model"], process)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{where}: the model section is malformed ({type(err).__name__}: {err}); the checkpoint is damaged") from err
+    expected = {key: tuple(t.shape) for key, t in skeleton.net.state_dict().items()}
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append("shapes differ: " + _shape_list([f"{k} {list(expected[k])} in config.json, {list(stored[k])} stored" for k in wrong]))
+        if missing:
+            parts.append("not stored: " + _shape_list(missing))
+        if unexpected:
+            parts.append("stored but not in the network: " + _shape_list(unexpected))
+        raise ValueError(
+            f"{where} describes another network than {file.name} holds ({'; '.join(parts)}); the config does not "
+            "belong to these weights: use the config.json written with them"
+        )
+    net_cfg = ckpt.config["model"].get("net", {})
+    kind, cfg = net_cfg.get("kind"), net_cfg.get("config", {})
+    if kind == "mlp":
+        net_shape = list(cfg.get("event_shape", []))
+    elif kind == "unet":
+        net_shape = [cfg.get("in_channels"), *list(cfg.get("image_size", []))]
+    else:
+        net_shape = None
+    data_shape = ckpt.config.get("data", {}).get("event_shape")
+    if net_shape is not None and (not isinstance(data_shape, list) or list(data_shape) != net_shape):
+        raise ValueError(
+            f"{where}: data event_shape {data_shape} differs from the network's {net_shape}; the checkpoint is damaged"
+        )
 
 
 def load_checkpoint_model(path: str | Path, *, ema: bool = True, device: str | torch.device = "cpu"):
@@ -274,6 +470,7 @@ def load_checkpoint_model(path: str | Path, *, ema: bool = True, device: str | t
 
     ckpt = read_checkpoint(path)
     process = process_from_config(ckpt.config)
+    check_config_against_weights(ckpt, ema=ema, process=process)
     model = DiffusionModel.from_config(ckpt.config["model"], process)
     try:
         model.net.load_state_dict(ckpt.weights(ema=ema))

@@ -36,7 +36,10 @@ from .model import DiffusionModel
 from .objectives import DenoisingScoreMatching, FlowMatching
 from .trainer import TrainConfig, Trainer
 
-__all__ = ["run_demo", "DEMO_SETTINGS"]
+__all__ = ["run_demo", "DEMO_SETTINGS", "DEMO_OUTPUTS"]
+
+DEMO_OUTPUTS = ("toy", "digits", "toy_trajectories.png", "toy_samples.png", "digits_grid.png", "metrics.json")
+"""What :func:`run_demo` writes into its folder: two run folders, three figures and the metrics."""
 
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "full": {
@@ -56,21 +59,22 @@ _FAST_SOLVER = {"toy": ("heun", 8), "digits": ("dpm_solver_pp_2m", 10)}
 _STOCHASTIC_SOLVER = {"toy": ("euler_maruyama", 100), "digits": ("dpm_solver_pp_2m_sde", 25)}
 
 
-def _fit(source, objective, model, steps: int, batch: int, ema: float, out_dir: Path, progress: bool):
+def _fit(source, objective, model, steps: int, batch: int, ema: float, out_dir: Path, progress: bool, overwrite: bool):
     """Train ``model`` on ``source`` (checkpoints in ``out_dir``); returns ``(result, seconds)``."""
     config = TrainConfig(steps=steps, batch_size=batch, lr=2e-3, warmup_steps=50, ema_decay=ema, progress=progress)
     tic = time.perf_counter()
-    result = Trainer(model, objective, source.x, config=config, out_dir=out_dir, data_info=source.checkpoint_info()).fit()
+    trainer = Trainer(model, objective, source.x, config=config, out_dir=out_dir, data_info=source.checkpoint_info())
+    result = trainer.fit(overwrite=overwrite)
     return result, time.perf_counter() - tic
 
 
-def _train_toy(out: Path, s: dict[str, Any], progress: bool) -> tuple[dict[str, Any], dict[str, Path]]:
+def _train_toy(out: Path, s: dict[str, Any], progress: bool, overwrite: bool) -> tuple[dict[str, Any], dict[str, Path]]:
     from ..metrics import two_sample_floor, wasserstein2
 
     source = get_data("moons", n=20_000, n_heldout=2 * s["toy_samples"], seed=0)
     objective = FlowMatching(Linear(), "velocity", coupling="independent")
     model = DiffusionModel(MLP((2,), s["toy_width"], 3), objective.process, "velocity")
-    result, train_seconds = _fit(source, objective, model, s["toy_steps"], s["toy_batch"], 0.999, out / "toy", progress)
+    result, train_seconds = _fit(source, objective, model, s["toy_steps"], s["toy_batch"], 0.999, out / "toy", progress, overwrite)
     n, ref = s["toy_samples"], source.heldout
     metrics: dict[str, Any] = {
         "data": "moons", "objective": "conditional flow matching (linear path, independent pairs)",
@@ -97,13 +101,14 @@ def _train_toy(out: Path, s: dict[str, Any], progress: bool) -> tuple[dict[str, 
     return metrics, figures
 
 
-def _train_digits(out: Path, s: dict[str, Any], progress: bool) -> tuple[dict[str, Any], dict[str, Path]]:
+def _train_digits(out: Path, s: dict[str, Any], progress: bool, overwrite: bool) -> tuple[dict[str, Any], dict[str, Path]]:
     source = get_data("digits")
     process = VP()
     objective = DenoisingScoreMatching(process, "eps")
     net = UNet(1, (8, 8), s["digits_channels"], (1, 2), 1, groups=min(8, s["digits_channels"]))
     model = DiffusionModel(net, process, "eps")
-    result, train_seconds = _fit(source, objective, model, s["digits_steps"], s["digits_batch"], 0.995, out / "digits", progress)
+    result, train_seconds = _fit(source, objective, model, s["digits_steps"], s["digits_batch"], 0.995, out / "digits", progress,
+                                 overwrite)
     n = s["digits_samples"]
     metrics: dict[str, Any] = {
         "data": "scikit-learn digits (1438 train / 359 held-out)", "objective": "denoising score matching (VP, eps, uniform weighting)",
@@ -125,24 +130,29 @@ def _train_digits(out: Path, s: dict[str, Any], progress: bool) -> tuple[dict[st
     return metrics, figures
 
 
-def run_demo(out_dir: Path, *, quick: bool = False, progress: bool = True) -> dict[str, Any]:
+def run_demo(out_dir: Path, *, quick: bool = False, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Train, sample and measure the digits and the moons models; write figures and ``metrics.json``.
 
     Args:
         out_dir: the folder to write into (created).
         quick: a small budget (a smoke test of the whole path, seconds instead of minutes).
         progress: show progress bars.
+        overwrite: replace the files of an earlier demo (:data:`DEMO_OUTPUTS`) in ``out_dir``;
+            without it an earlier demo's files there are an error, before any training.
 
     Returns:
         ``{"out_dir", "metrics", "metrics_json", "digits_grid", "toy_trajectories", "toy_samples",
         "digits_checkpoint", "toy_checkpoint", "seconds"}`` (paths as :class:`pathlib.Path`).
     """
     out = Path(out_dir)
+    clashes = [name for name in DEMO_OUTPUTS if (out / name).exists()]
+    if clashes and not overwrite:
+        raise FileExistsError(f"out_dir {out} already holds {clashes}; pass overwrite=True (--overwrite) or choose another folder")
     out.mkdir(parents=True, exist_ok=True)
     settings = DEMO_SETTINGS["quick" if quick else "full"]
     tic = time.perf_counter()
-    toy_metrics, toy_files = _train_toy(out, settings, progress)
-    digit_metrics, digit_files = _train_digits(out, settings, progress)
+    toy_metrics, toy_files = _train_toy(out, settings, progress, overwrite)
+    digit_metrics, digit_files = _train_digits(out, settings, progress, overwrite)
     seconds = time.perf_counter() - tic
     metrics = {"quick": quick, "seconds": round(seconds, 2), "threads": torch.get_num_threads(),
                "toy": toy_metrics, "digits": digit_metrics}

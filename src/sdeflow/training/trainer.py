@@ -28,17 +28,44 @@ from torch import nn
 from .. import __version__
 from .._utils import check_int, check_nonnegative, check_positive
 from ..noise.rng import derive_keys, mix64
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import check_run_dir, clear_run, read_checkpoint, save_checkpoint
 from .ema import EMA
 from .model import DiffusionModel
 from .objectives import Objective
 
-__all__ = ["TrainConfig", "Trainer", "TrainResult", "lr_at"]
+__all__ = ["TrainConfig", "Trainer", "TrainResult", "lr_at", "check_device"]
 
 Evaluator = Callable[[DiffusionModel, int, "Path | None"], dict[str, Any]]
 
 _TAG_STEP = 0x5354_4550  # streams of the per-step generators
 _TAG_EPOCH = 0x4550_4f43
+
+
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(device: str | torch.device, name: str = "device", *, available: bool = True) -> torch.device:
+    """``device`` as a :class:`torch.device`: ``cpu``, ``cuda``, ``cuda:<index>`` or ``mps``.
+
+    With ``available`` (the default) the device must also exist on this machine, so that a run fails
+    before it loads data or trains rather than at its first tensor.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}") from err
+    if dev.type not in _DEVICE_TYPES:
+        raise ValueError(f"{name} must be a cpu, cuda or mps device; got {device!r}")
+    if not available:
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {device!r}: CUDA is not available on this machine (torch {torch.__version__}); use 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{name} {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name} {device!r}: MPS is not available on this machine; use 'cpu'")
+    return dev
 
 
 @dataclass
@@ -102,6 +129,7 @@ class TrainConfig:
         for name in ("log_every", "eval_every", "ckpt_every", "keep"):
             check_int(getattr(self, name), name, minimum=0)
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        check_device(self.device, "device", available=False)  # availability is checked when training starts
 
     # Options that may change between an interrupted run and its resumption.
     _RESUMABLE = ("steps", "log_every", "eval_every", "ckpt_every", "keep", "progress", "device")
@@ -259,8 +287,13 @@ class Trainer:
         return torch.cat(out)
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, *, resume: bool = False, stop_at: int | None = None) -> TrainResult:
+    def fit(self, *, resume: bool = False, stop_at: int | None = None, overwrite: bool = False) -> TrainResult:
         """Train to ``config.steps`` (from the newest checkpoint in ``out_dir`` with ``resume=True``).
+
+        A new run (``resume=False``) refuses an ``out_dir`` that already holds a run, since its
+        checkpoints would mix with this run's; ``overwrite=True`` deletes the old run's checkpoints,
+        samples and metrics log (:func:`~sdeflow.training.checkpoint.clear_run`) once every check has
+        passed, just before the first step.
 
         ``stop_at`` ends the run after that many steps in all, with a checkpoint (as a kill
         would, minus the loss of the steps since the last checkpoint). Ctrl-C (SIGINT) is held
@@ -268,7 +301,10 @@ class Trainer:
         ``KeyboardInterrupt`` raised, so no work is lost and the run resumes exactly.
         """
         cfg = self.config
-        device = torch.device(cfg.device)
+        if self.out_dir is not None:
+            check_run_dir(self.out_dir, resume=resume, overwrite=overwrite)
+        device = check_device(cfg.device)
+        end_check = cfg.steps if stop_at is None else check_int(stop_at, "stop_at")
         model = self.model.to(device).train()
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
@@ -280,7 +316,11 @@ class Trainer:
         running, count = 0.0, 0
         if resume:
             start, history, evaluations, running, count = self._restore(model, ema, optimizer)
-        end = cfg.steps if stop_at is None else min(cfg.steps, check_int(stop_at, "stop_at"))
+        elif self.out_dir is not None:
+            if overwrite:
+                clear_run(self.out_dir)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        end = min(cfg.steps, end_check)
         data = self.data.to(device)
         labels = self.labels.to(device) if self.labels is not None else None
         num_classes = model.num_classes
@@ -414,7 +454,10 @@ class Trainer:
             diff = sorted(k for k in ours if theirs.get(k) != ours[k])
             raise ValueError(f"cannot resume {ckpt.path} exactly: training options {diff} differ; keep them as they were")
         if ckpt.step > self.config.steps:
-            raise ValueError(f"the checkpoint is at step {ckpt.step}, beyond steps={self.config.steps}")
+            raise ValueError(
+                f"the checkpoint {ckpt.path} is at step {ckpt.step}, beyond steps={self.config.steps}; "
+                f"resume with steps >= {ckpt.step} (--steps)"
+            )
         device = next(model.parameters()).device
         model.net.load_state_dict(ckpt.weights(ema=False))
         ema.shadow.net.load_state_dict(ckpt.weights(ema=True))
