@@ -23,8 +23,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sdeflow demo $(DEMO_ARGS)
 
+# The batch-invariance tests run once more with MKL's conditional numerical reproducibility on:
+# bit-identity across batch sizes must hold with either setting (docs/foundation.md).
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	MKL_CBWR=COMPATIBLE $(BIN)/python -m pytest -n 2 -q tests/test_batch_invariance.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from .._utils import Time
+from .._utils import Time, sqrt_exact
 from .rng import as_seeds, derive_keys, mix64, normal_from_keys
 
 __all__ = ["BrownianIncrements", "BrownianTree"]
@@ -92,6 +92,21 @@ def _check_interval(t0: float, t1: float) -> tuple[float, float]:
     if not (math.isfinite(t0) and math.isfinite(t1)) or not t0 < t1:
         raise ValueError(f"need finite t0 < t1 for the time interval [t0, t1]; got t0={t0!r}, t1={t1!r}")
     return t0, t1
+
+
+def _leaf_terms(t: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Brownian bridge inside a leaf ``[a, b]`` at times ``a < t < b`` (float64 ``(n,)`` tensors).
+
+    Returns ``(frac, q, std)``: the interpolation weight ``(t - a) / (b - a)``, the time quantized to
+    ``2**-40`` of the leaf (int64, the key of the bridge normal) and the bridge standard deviation
+    ``sqrt((t - a) (b - t) / (b - a))``, correctly rounded (:func:`~sdeflow._utils.sqrt_exact`).
+    The scalar and per-sample paths of :class:`BrownianTree` both call this, so a time gives the
+    same bits whichever path it takes.
+    """
+    width = b - a
+    frac = (t - a) / width
+    q = torch.round(frac * _LEAF_QUANT).to(torch.int64)
+    return frac, q, sqrt_exact((t - a) * (b - t) / width)
 
 
 class BrownianTree:
@@ -205,6 +220,9 @@ class BrownianTree:
                     f"are below float64 resolution; use tol >= {span * 2.0**-max_depth!r}"
                 )
         self.tol = float(tol)
+        # The bridge standard deviation at the midpoint of a level-j cell (nominal width span 2**-j),
+        # sqrt(width / 4): one table for the scalar and the per-sample descents (same bits in both).
+        self._level_std = [math.sqrt(span * 2.0 ** -(j + 2)) for j in range(self.depth)]
         self._slack = _SLACK * scale
         self._keys = _sample_keys(seeds, generator, self.batch, stream, self._work)
         # W(t0) = 0 and W(t1) = sqrt(t1 - t0) * z_0 (tag 0).
@@ -280,10 +298,10 @@ class BrownianTree:
             return wb
         if t == a:
             return wa
-        q = round((t - a) / (b - a) * _LEAF_QUANT)
-        frac = (t - a) / (b - a)
-        std = math.sqrt((t - a) * (b - t) / (b - a))
-        return wa + frac * (wb - wa) + std * self._leaf_normal(leaf, q)
+        # A scalar time is a per-sample time of one element: the leaf terms come from _leaf_terms.
+        tab = torch.tensor([t, a, b], dtype=torch.float64, device=self._work)
+        frac, q, std = _leaf_terms(tab[0:1], tab[1:2], tab[2:3])
+        return wa + frac.unsqueeze(-1) * (wb - wa) + std.unsqueeze(-1) * self._leaf_normal(leaf, q)
 
     def _scalar(self, t: float) -> torch.Tensor:
         """W(t) in float64 ``(batch, D)`` for one time, restarting from the cached descent."""
@@ -305,7 +323,7 @@ class BrownianTree:
                 break
             # Bisection: W(m) from the bridge between W(a) and W(b).
             m = (a + b) * 0.5
-            wm = (wa + wb) * 0.5 + math.sqrt((b - a) * 0.25) * self._normal(2 * node)
+            wm = (wa + wb) * 0.5 + self._level_std[len(stack) - 1] * self._normal(2 * node)
             if t <= m:
                 b, wb, node = m, wm, 2 * node
             else:
@@ -323,17 +341,15 @@ class BrownianTree:
         wa, wb = self._w0, self._w1
         # The same arithmetic as the scalar path, per sample: identical values. Samples at a dyadic
         # point keep it as an end of every later cell, so the full descent needs no early exit.
-        for _ in range(self.depth):
+        for level in range(self.depth):
             m = (a + b) * 0.5
-            wm = (wa + wb) * 0.5 + torch.sqrt((b - a) * 0.25).unsqueeze(-1) * self._normal(2 * node)
+            wm = (wa + wb) * 0.5 + self._level_std[level] * self._normal(2 * node)
             left = t <= m
             left_e = left.unsqueeze(-1)
             wa, wb = torch.where(left_e, wa, wm), torch.where(left_e, wm, wb)
             a, b = torch.where(left, a, m), torch.where(left, m, b)
             node = 2 * node + (~left).to(torch.int64)
-        frac = (t - a) / (b - a)
-        q = torch.round(frac * _LEAF_QUANT).to(torch.int64)
-        std = torch.sqrt((t - a) * (b - t) / (b - a))
+        frac, q, std = _leaf_terms(t, a, b)
         w = wa + frac.unsqueeze(-1) * (wb - wa) + std.unsqueeze(-1) * self._leaf_normal(node, q)
         w = torch.where((t == a).unsqueeze(-1), wa, w)
         return torch.where((t == b).unsqueeze(-1), wb, w)
@@ -481,16 +497,17 @@ class BrownianIncrements:
             )
         step = torch.minimum(ia, ib)
         sign = torch.where(ib > ia, 1.0, -1.0).to(torch.float64)
-        dt = (self.ts[step + 1] - self.ts[step]).abs()
+        # One correctly rounded scale per step, whichever path below uses it.
+        scale = sqrt_exact((self.ts[step + 1] - self.ts[step]).abs())
         if step.ndim == 0 or bool((step == step[0]).all()):
             i = int(step.reshape(-1)[0])
             z = normal_from_keys(derive_keys(self._keys, i), self._numel, torch.float64)
-            dw = math.sqrt(float(dt.reshape(-1)[0])) * z
+            dw = float(scale.reshape(-1)[0]) * z
             if sign.ndim == 0 or bool((sign == sign[0]).all()):
                 dw = dw * float(sign.reshape(-1)[0])
             else:
                 dw = dw * sign.to(self._work).unsqueeze(-1)
         else:  # per-sample steps
             z = normal_from_keys(derive_keys(self._keys, step.to(self._work)), self._numel, torch.float64)
-            dw = (sign * torch.sqrt(dt)).to(self._work).unsqueeze(-1) * z
+            dw = (sign * scale).to(self._work).unsqueeze(-1) * z
         return dw.to(self.dtype).reshape(self.shape).to(self.device)

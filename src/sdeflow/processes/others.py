@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .._utils import Time, as_time, check_positive
+from .._utils import Time, as_time, check_positive, expm1, log1p, sigmoid, softplus
 from .base import DiffusionProcess
 
 __all__ = ["VE", "EDM", "Cosine", "Linear"]
@@ -46,7 +46,7 @@ class VE(DiffusionProcess):
         return torch.zeros_like(as_time(t))
 
     def sigma(self, t: Time) -> torch.Tensor:
-        return self.sigma_min * torch.sqrt(torch.expm1(2.0 * self._log_ratio * as_time(t)))
+        return self.sigma_min * torch.sqrt(expm1(2.0 * self._log_ratio * as_time(t)))
 
     def d_sigma(self, t: Time) -> torch.Tensor:
         t = as_time(t)
@@ -56,11 +56,11 @@ class VE(DiffusionProcess):
         return 2.0 * self._log_ratio * self.sigma_min**2 * torch.exp(2.0 * self._log_ratio * as_time(t))
 
     def log_snr(self, t: Time) -> torch.Tensor:
-        return -2.0 * math.log(self.sigma_min) - torch.log(torch.expm1(2.0 * self._log_ratio * as_time(t)))
+        return -2.0 * math.log(self.sigma_min) - torch.log(expm1(2.0 * self._log_ratio * as_time(t)))
 
     def t_from_log_snr(self, log_snr: Time) -> torch.Tensor:
         lam = as_time(log_snr)
-        return torch.log1p(torch.exp(-lam) / self.sigma_min**2) / (2.0 * self._log_ratio)
+        return log1p(torch.exp(-lam) / self.sigma_min**2) / (2.0 * self._log_ratio)
 
 
 class EDM(DiffusionProcess):
@@ -147,7 +147,7 @@ class Cosine(DiffusionProcess):
         return torch.exp(self.log_alpha(t))
 
     def sigma(self, t: Time) -> torch.Tensor:
-        return torch.sqrt(-torch.expm1(2.0 * self.log_alpha(t)))
+        return torch.sqrt(-expm1(2.0 * self.log_alpha(t)))
 
     def f(self, t: Time) -> torch.Tensor:
         return -0.5 * math.pi / (1.0 + self.s) * torch.tan(self._angle(t))
@@ -166,12 +166,12 @@ class Cosine(DiffusionProcess):
 
     def log_snr(self, t: Time) -> torch.Tensor:
         la = self.log_alpha(t)
-        return 2.0 * la - torch.log(-torch.expm1(2.0 * la))
+        return 2.0 * la - torch.log(-expm1(2.0 * la))
 
     def t_from_log_snr(self, log_snr: Time) -> torch.Tensor:
         # alpha^2 = sigmoid(lambda); cos(angle) = alpha * cos(angle(0)).
         lam = as_time(log_snr)
-        log_alpha = -0.5 * torch.nn.functional.softplus(-lam)
+        log_alpha = -0.5 * softplus(-lam)
         angle = torch.arccos(torch.exp(log_alpha + self._log_c0))
         return angle * 2.0 * (1.0 + self.s) / math.pi - self.s
 
@@ -211,8 +211,8 @@ class Linear(DiffusionProcess):
 
     def log_snr(self, t: Time) -> torch.Tensor:
         t = as_time(t)
-        return 2.0 * (torch.log1p(-t) - torch.log(t))
+        return 2.0 * (log1p(-t) - torch.log(t))
 
     def t_from_log_snr(self, log_snr: Time) -> torch.Tensor:
         # (1-t)/t = e^{lambda/2}  =>  t = sigmoid(-lambda/2).
-        return torch.sigmoid(-0.5 * as_time(log_snr))
+        return sigmoid(-0.5 * as_time(log_snr))

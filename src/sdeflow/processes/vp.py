@@ -6,9 +6,8 @@ import math
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from .._utils import Time, as_time, check_positive
+from .._utils import Time, as_time, check_positive, expm1, log1p, sigmoid, softplus
 from .base import DiffusionProcess
 
 __all__ = ["VP", "SubVP", "DiscreteVP"]
@@ -67,7 +66,7 @@ class VP(_LinearBeta):
     formula = "alpha = exp(-B(t)/2), sigma = sqrt(1 - alpha^2), B = int_0^t beta, beta linear 0.1 -> 20"
 
     def sigma(self, t: Time) -> torch.Tensor:
-        return torch.sqrt(-torch.expm1(-self.beta_integral(t)))
+        return torch.sqrt(-expm1(-self.beta_integral(t)))
 
     def d_sigma(self, t: Time) -> torch.Tensor:
         t = as_time(t)
@@ -78,11 +77,11 @@ class VP(_LinearBeta):
         return self.beta(t)
 
     def log_snr(self, t: Time) -> torch.Tensor:
-        return -torch.log(torch.expm1(self.beta_integral(t)))
+        return -torch.log(expm1(self.beta_integral(t)))
 
     def t_from_log_snr(self, log_snr: Time) -> torch.Tensor:
         # alpha^2/sigma^2 = 1/(e^B - 1) = e^lambda  =>  B = log(1 + e^-lambda) = softplus(-lambda).
-        return self.t_from_beta_integral(F.softplus(-as_time(log_snr)))
+        return self.t_from_beta_integral(softplus(-as_time(log_snr)))
 
     @staticmethod
     def from_betas(betas: Sequence[float] | torch.Tensor) -> "DiscreteVP":
@@ -106,19 +105,19 @@ class SubVP(_LinearBeta):
     formula = "alpha = exp(-B(t)/2), sigma = 1 - exp(-B(t))"
 
     def sigma(self, t: Time) -> torch.Tensor:
-        return -torch.expm1(-self.beta_integral(t))
+        return -expm1(-self.beta_integral(t))
 
     def d_sigma(self, t: Time) -> torch.Tensor:
         return self.beta(t) * torch.exp(-self.beta_integral(t))
 
     def log_snr(self, t: Time) -> torch.Tensor:
         b = self.beta_integral(t)
-        return -b - 2.0 * torch.log(-torch.expm1(-b))
+        return -b - 2.0 * torch.log(-expm1(-b))
 
     def t_from_log_snr(self, log_snr: Time) -> torch.Tensor:
         # u = alpha = e^{-B/2} solves u / (1 - u^2) = e^{lambda/2}: u = 2 e^{l/2} / (1 + sqrt(1 + 4 e^l)).
         lam = as_time(log_snr)
-        log_u = math.log(2.0) + 0.5 * lam - torch.log1p(torch.sqrt(1.0 + 4.0 * torch.exp(lam)))
+        log_u = math.log(2.0) + 0.5 * lam - log1p(torch.sqrt(1.0 + 4.0 * torch.exp(lam)))
         return self.t_from_beta_integral(-2.0 * log_u)
 
 
@@ -173,7 +172,7 @@ class DiscreteVP(DiffusionProcess):
         return torch.exp(self.log_alpha(t))
 
     def sigma(self, t: Time) -> torch.Tensor:
-        return torch.sqrt(-torch.expm1(2.0 * self.log_alpha(t)))
+        return torch.sqrt(-expm1(2.0 * self.log_alpha(t)))
 
     def d_alpha(self, t: Time) -> torch.Tensor:
         la, slope = self._segment(as_time(t))
@@ -181,7 +180,7 @@ class DiscreteVP(DiffusionProcess):
 
     def d_sigma(self, t: Time) -> torch.Tensor:
         la, slope = self._segment(as_time(t))
-        return -slope * torch.exp(2.0 * la) / torch.sqrt(-torch.expm1(2.0 * la))
+        return -slope * torch.exp(2.0 * la) / torch.sqrt(-expm1(2.0 * la))
 
     def f(self, t: Time) -> torch.Tensor:
         return self._segment(as_time(t))[1]
@@ -192,12 +191,12 @@ class DiscreteVP(DiffusionProcess):
 
     def log_snr(self, t: Time) -> torch.Tensor:
         la = self.log_alpha(t)
-        return 2.0 * la - torch.log(-torch.expm1(2.0 * la))
+        return 2.0 * la - torch.log(-expm1(2.0 * la))
 
     def t_from_log_snr(self, log_snr: Time) -> torch.Tensor:
         # alpha^2 = sigmoid(lambda): log alpha = -softplus(-lambda)/2, then invert the linear piece.
         lam = as_time(log_snr)
-        la = -0.5 * F.softplus(-lam)
+        la = -0.5 * softplus(-lam)
         ka = self._knots_log_alpha.to(lam.device)
         # ka is decreasing; find the segment [k, k+1] with ka[k] >= la >= ka[k+1].
         idx = torch.searchsorted(-ka, -la.reshape(-1).contiguous(), right=True).reshape(la.shape) - 1

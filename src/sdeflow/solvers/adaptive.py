@@ -48,7 +48,9 @@ def _error_norm(err: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor, rtol: flo
 
 
 def _next_h(h: torch.Tensor, norm: torch.Tensor, order: float, safety: float = 0.9) -> torch.Tensor:
-    factor = safety * norm.clamp(min=1e-10).pow(-1.0 / order)
+    # norm^(-1/order) through exp and log: torch's fractional pow rounds differently in its vector
+    # body and scalar tail, which would make a sample's step sizes depend on its batch (_utils).
+    factor = safety * torch.exp(torch.log(norm.clamp(min=1e-10)) * (-1.0 / order))
     return h * factor.clamp(0.2, 5.0)
 
 
