@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pickle
 import pkgutil
 import sys
 from typing import Sequence
+
+from ._common import unpickling_message
 
 __all__ = ["main", "build_parser"]
 
@@ -44,7 +47,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         result = args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        print(f"sdeflow {args.command}: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        print(f"sdeflow {args.command}: error: {_describe(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        detail = f": {err}" if str(err) else ""
+        print(f"sdeflow {args.command}: interrupted{detail}", file=sys.stderr)
+        return 130
     return int(result or 0)
+
+
+# Errors that mean "the input or the environment is wrong", never "sdeflow is wrong": the library
+# raises ValueError/TypeError for bad arguments (DESIGN.md), OSError covers files and folders that
+# cannot be read or written, UnpicklingError a .pt file holding more than tensors, FloatingPointError
+# a training run that diverged. They end as one line and exit code 2; anything else is a bug and keeps
+# its traceback.
+USER_ERRORS = (ValueError, TypeError, OSError, pickle.UnpicklingError, FloatingPointError)
+
+
+def _describe(err: BaseException) -> str:
+    """The one-line message of a user error."""
+    if isinstance(err, pickle.UnpicklingError):
+        return f"a .pt input {unpickling_message(err)}"
+    if isinstance(err, OSError) and err.strerror and err.filename is not None and str(err).startswith("[Errno"):
+        target = f"{err.filename!s}" + (f" -> {err.filename2!s}" if err.filename2 else "")
+        return f"{target}: {err.strerror}"
+    return str(err) or type(err).__name__

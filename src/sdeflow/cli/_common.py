@@ -1,50 +1,155 @@
-"""Helpers shared by CLI commands: output folders that never lose a file, atomic writes, option parsing."""
+"""Helpers shared by CLI commands: output paths checked before any work, atomic writes, option parsing.
+
+Every command that writes checks its outputs first, with :func:`check_output_file` (one file, e.g.
+``--json``) or :func:`prepare_out_dir` (a folder of results, ``--out``): an existing file is never
+replaced without ``--overwrite``, an input is never overwritten, and an unwritable place fails in
+milliseconds rather than after the work.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["prepare_out_dir", "atomic_write_bytes", "write_json", "save_array", "parse_options", "fresh_dir"]
+__all__ = [
+    "prepare_out_dir",
+    "check_output_file",
+    "check_writable",
+    "atomic_write_bytes",
+    "write_json",
+    "save_array",
+    "parse_options",
+    "fresh_dir",
+    "reading",
+    "unpickling_message",
+]
+
+
+def check_writable(folder: str | Path, flag: str, shown: str | Path | None = None) -> None:
+    """Fail now if files cannot be created in ``folder`` (existing, or to be created with its parents).
+
+    The nearest existing folder on the way is probed by creating and removing a hidden temporary
+    file, which catches what permission bits miss (read-only file systems, ``/proc``, running as root).
+    ``flag`` and ``shown`` (the path as the user gave it) name the argument in the error.
+    """
+    folder = Path(folder)
+    shown = folder if shown is None else shown
+    probe = folder
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "it is a file" if probe == Path(shown) else f"{probe} is a file, not a folder"
+        raise ValueError(f"{flag} {shown}: {what}; choose a path whose folders are folders")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".sdeflow-write-check-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise ValueError(
+            f"{flag} {shown}: cannot create files in {probe} ({err.strerror or err}); choose a writable location"
+        ) from err
+
+
+def check_output_file(
+    path: str | Path | None, flag: str, *, overwrite: bool, inputs: Iterable[str | Path | None] = ()
+) -> Path | None:
+    """Check an output file before any work; returns it as a Path (``None`` stays ``None``).
+
+    Refuses a folder, one of the command's ``inputs`` (even with ``overwrite``), an existing file
+    without ``overwrite``, and a place where no file can be created.
+    """
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; expected a file name, e.g. {path / 'report.json'}")
+    if path.exists():
+        for source in inputs:
+            if source is not None and Path(source).exists() and os.path.samefile(source, path):
+                raise ValueError(f"{flag} {path} is also an input of this command; writing it would destroy the input: choose another name")
+        if not overwrite:
+            raise FileExistsError(f"{flag} {path} already exists; pass --overwrite to replace it, or choose another name")
+    check_writable(path.parent, flag, path)
+    return path
+
+
+def unpickling_message(err: BaseException) -> str:
+    """Why torch refused a ``.pt`` file (``weights_only=True``), in one line without torch's advice to run its code."""
+    skip = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and not ln.strip().startswith(skip)]
+    detail = lines[0] if lines else type(err).__name__
+    return (
+        f"holds pickled Python objects, not only tensors ({detail}); sdeflow loads .pt files without running code "
+        "(torch.load with weights_only=True) and refuses it: save plain tensors, a dict of tensors, or use .npy/.npz"
+    )
+
+
+@contextlib.contextmanager
+def reading(path: str | Path | None, flag: str) -> Iterator[None]:
+    """Turn a refused pickle in input file ``path`` into a ValueError naming ``flag`` and the file."""
+    try:
+        yield
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{flag} {path} {unpickling_message(err)}") from err
 
 
 def fresh_dir(prefix: str) -> Path:
     """A new folder ``./{prefix}-N`` under the working directory that does not exist yet."""
+    check_writable(Path.cwd(), "--out", f"(default: ./{prefix}-N)")
     i = 1
     while True:
         path = Path.cwd() / f"{prefix}-{i}"
-        if not path.exists():
+        try:
             path.mkdir(parents=True)
             return path
-        i += 1
+        except FileExistsError:
+            i += 1
 
 
-def prepare_out_dir(out: str | None, prefix: str, names: list[str], overwrite: bool) -> Path:
-    """The output folder: ``out`` (created if needed) or a fresh one.
+def prepare_out_dir(
+    out: str | Path | None,
+    prefix: str,
+    names: Iterable[str],
+    overwrite: bool,
+    *,
+    flag: str = "--out",
+    patterns: Iterable[str] = (),
+) -> Path:
+    """The output folder, checked before any work: ``out`` (created if needed) or a fresh ``./{prefix}-N``.
 
-    Refuses to overwrite existing result files unless ``overwrite`` is set, so no file is lost silently.
+    ``names`` are the files and folders the command writes there, ``patterns`` globs of further
+    ones (e.g. ``samplers_*.png``). Existing ones are refused unless ``overwrite`` is set, so no file
+    is lost silently; a file in place of the folder, or a folder where nothing can be created, is
+    refused too.
     """
     if out is None:
         return fresh_dir(prefix)
     path = Path(out)
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"--out {out} exists and is not a folder")
-    path.mkdir(parents=True, exist_ok=True)
-    clashes = [n for n in names if (path / n).exists()]
+        raise ValueError(f"{flag} {out} is a file; expected a folder (a new one, or one this command wrote before)")
+    check_writable(path, flag, out)
+    clashes = [n for n in names if os.path.lexists(path / n)]
+    if path.is_dir():
+        for pattern in patterns:
+            clashes += sorted(p.name for p in path.glob(pattern) if p.name not in clashes)
     if clashes and not overwrite:
-        raise FileExistsError(f"--out {out} already holds {clashes}; pass --overwrite or choose another folder")
+        raise FileExistsError(f"{flag} {out} already holds {clashes}; pass --overwrite to replace them, or choose another folder")
+    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename (never a half-written file)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -83,12 +188,15 @@ def save_array(path: Path, x: torch.Tensor, **extra: Any) -> None:
         raise ValueError(f"unknown sample format {path.suffix!r}; expected .npz or .pt")
 
 
-def parse_options(items: list[str] | None) -> dict[str, Any]:
-    """``["eta=0.5", "order=2", "flag=true"]`` -> ``{"eta": 0.5, "order": 2, "flag": True}``."""
+def parse_options(items: list[str] | None, flag: str = "-o/--option", example: str = "eta=0.5") -> dict[str, Any]:
+    """``["eta=0.5", "order=2", "flag=true"]`` -> ``{"eta": 0.5, "order": 2, "flag": True}``.
+
+    ``flag`` and ``example`` name the argument in errors.
+    """
     out: dict[str, Any] = {}
     for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"solver option {item!r} must look like NAME=VALUE (e.g. eta=0.5)")
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise ValueError(f"{flag} {item!r} must look like NAME=VALUE (e.g. {flag.split('/')[-1]} {example})")
         key, raw = item.split("=", 1)
         value: Any
         low = raw.lower()

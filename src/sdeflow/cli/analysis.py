@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ._common import parse_options, prepare_out_dir, write_json
+from ._common import check_output_file, parse_options, prepare_out_dir, reading, write_json
 
 __all__ = ["register", "run_compare", "run_fokker_planck", "run_likelihood"]
 
@@ -21,7 +21,7 @@ __all__ = ["register", "run_compare", "run_fokker_planck", "run_likelihood"]
 def _target(name: str, options: list[str] | None):
     from .. import targets
 
-    return targets.get(name, **parse_options(options))
+    return targets.get(name, **parse_options(options, "--target-option", "std=0.1"))
 
 
 def _load_samples(path: str, key: str | None, what: str) -> torch.Tensor:
@@ -29,7 +29,8 @@ def _load_samples(path: str, key: str | None, what: str) -> torch.Tensor:
 
     if not Path(path).exists():
         raise FileNotFoundError(f"{what} {path} does not exist")
-    return load_file_data(path, key=key).x
+    with reading(path, what):
+        return load_file_data(path, key=key).x
 
 
 def _check_positive_int(value: int, flag: str) -> int:
@@ -48,6 +49,7 @@ def run_likelihood(args: argparse.Namespace) -> dict:
     if (args.checkpoint is None) == (args.target is None):
         raise ValueError("give exactly one model: --checkpoint PATH or --target NAME (an exact-score target)")
     n = _check_positive_int(args.n, "--n")
+    json_path = check_output_file(args.json, "--json", overwrite=args.overwrite, inputs=[args.data])
     dtype = torch.float64 if args.float64 else torch.float32
     target = None
     log_scale = 0.0  # log |d data / d model| summed over dimensions (checkpoint normalization)
@@ -120,8 +122,8 @@ def run_likelihood(args: argparse.Namespace) -> dict:
                   f"{e['bits_per_dim']:.4f} bits/dim")
         if "exact_log_prob" in report:
             print(f"exact           {report['exact_log_prob']:.4f} nats/point (mean |error| {report['mean_abs_error']:.2e})")
-    if args.json:
-        write_json(Path(args.json), report)
+    if json_path is not None:
+        write_json(json_path, report)
     return report
 
 
@@ -134,7 +136,7 @@ def run_fokker_planck(args: argparse.Namespace) -> dict:
     target = _target(args.target, args.target_option)
     if target.dim != 2:
         raise ValueError(f"--target must be 2-dimensional for the Fokker-Planck pictures; {args.target} has dimension {target.dim}")
-    process = processes.get(args.process, **parse_options(args.process_option))
+    process = processes.get(args.process, **parse_options(args.process_option, "--process-option", "beta_max=10"))
     frames = _check_positive_int(args.frames, "--frames")
     names = ["forward.gif", "backward.gif", "densities.png", "jsd.png", "fokker_planck.json"]
     out = prepare_out_dir(args.out, "sdeflow-fokker-planck", names, args.overwrite)
@@ -202,6 +204,7 @@ def run_compare(args: argparse.Namespace) -> dict:
     """Every distance between two sample files, each with its two-sample floor."""
     from .. import metrics
 
+    json_path = check_output_file(args.json, "--json", overwrite=args.overwrite, inputs=[args.a, args.b, args.reference])
     x = _load_samples(args.a, args.key, "sample file A")
     y = _load_samples(args.b, args.key, "sample file B")
     if args.reference is not None and args.target is not None:
@@ -236,8 +239,8 @@ def run_compare(args: argparse.Namespace) -> dict:
             fl = "" if r.floor is None else f"{r.floor.value:11.4g} [{r.floor.low:.4g}, {r.floor.high:.4g}]"
             mark = "" if r.floor is None else ("  ok" if r.within_floor else "  above floor")
             print(f"{name:22s} {r.value:11.4g}   {fl:>32s}{mark}")
-    if args.json:
-        write_json(Path(args.json), report)
+    if json_path is not None:
+        write_json(json_path, report)
     return report
 
 
@@ -268,6 +271,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of probes, dequantization and target samples")
     p.add_argument("--float64", action="store_true", help="compute in float64 (default float32)")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="allow replacing an existing --json file")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=lambda a: (run_likelihood(a), 0)[1])
 
@@ -300,7 +304,8 @@ def register(sub) -> None:
     c.add_argument("--boot", type=int, default=20, help="pairs for each floor (default 20)")
     c.add_argument("--max-points", type=int, default=2000, help="subset size of the quadratic-cost distances (default 2000)")
     c.add_argument("--seed", type=int, default=0, help="seed of projections, subsets and floors")
-    c.add_argument("--json", default=None, help="also write the report to this JSON file")
+    c.add_argument("--json", default=None, help="also write the report to this JSON file (never one of the inputs)")
+    c.add_argument("--overwrite", action="store_true", help="allow replacing an existing --json file")
     c.add_argument("--quiet", action="store_true", help="no progress bar or table")
     c.set_defaults(func=lambda a: (run_compare(a), 0)[1])
 

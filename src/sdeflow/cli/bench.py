@@ -33,7 +33,15 @@ def find_benchmark(name: str) -> Path:
 
 
 def _run_samplers(args: argparse.Namespace) -> int:
+    from ._common import prepare_out_dir
+
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1; got {args.threads}")
     path = find_benchmark("samplers")
+    out = None
+    if args.out:
+        out = prepare_out_dir(args.out, "sdeflow-bench", ["BENCHMARKS-samplers.md", "samplers.json"], args.overwrite,
+                              patterns=["samplers_*.png"])
     spec = importlib.util.spec_from_file_location("sdeflow_benchmark_samplers", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses in the benchmark look their module up
@@ -43,9 +51,7 @@ def _run_samplers(args: argparse.Namespace) -> int:
         argv.append("--quick")
     if args.no_peers:
         argv.append("--no-peers")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         argv += ["--out", str(out / "BENCHMARKS-samplers.md"), "--json", str(out / "samplers.json"), "--figures", str(out)]
     return int(module.main(argv) or 0)
 
@@ -57,5 +63,6 @@ def register(subparsers) -> None:
     s.add_argument("--quick", action="store_true", help="a smoke run: small samples, budgets 5, 10, 20")
     s.add_argument("--no-peers", action="store_true", help="skip k-diffusion and diffusers even if installed")
     s.add_argument("--out", default=None, help="folder for the report, raw JSON and plots (default: the repository)")
+    s.add_argument("--overwrite", action="store_true", help="allow replacing an earlier report in --out")
     s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     s.set_defaults(func=_run_samplers)

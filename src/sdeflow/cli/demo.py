@@ -81,13 +81,18 @@ def run(args: argparse.Namespace) -> int:
     # Small networks on a CPU: one intra-op thread is as fast on an idle 2-core machine and 10-30x
     # faster on a busy one, where two threads per process thrash (measured, BENCHMARKS.md, training).
     torch.set_num_threads(args.threads)
-    out = prepare_out_dir(args.out, "sdeflow-demo", [RING_DIR, "metrics.json"], args.overwrite)
+    names = [RING_DIR]
+    if not args.skip_training:
+        from ..training.demo import DEMO_OUTPUTS
+
+        names += list(DEMO_OUTPUTS)
+    out = prepare_out_dir(args.out, "sdeflow-demo", names, args.overwrite)
     start = time.perf_counter()
     written: list[Path] = []
     if not args.skip_training:
         from ..training.demo import run_demo as run_training_demo
 
-        r = run_training_demo(out, quick=args.quick, progress=not args.quiet)
+        r = run_training_demo(out, quick=args.quick, progress=not args.quiet, overwrite=args.overwrite)
         for key in ("digits_grid", "toy_trajectories", "toy_samples", "metrics_json", "digits_checkpoint", "toy_checkpoint"):
             if r.get(key):
                 written.append(Path(r[key]))
@@ -110,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("demo", help="the main job: sample a 2-D target with several solvers and plot the trajectories")
     p.add_argument("--out", default=None, help="output folder (default: a fresh ./sdeflow-demo-N)")
-    p.add_argument("--overwrite", action="store_true", help="allow replacing files in --out")
+    p.add_argument("--overwrite", action="store_true", help="allow replacing an earlier demo's files in --out")
     p.add_argument("--n", type=int, default=2000, help="samples per solver (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="first per-sample seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

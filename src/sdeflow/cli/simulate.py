@@ -30,18 +30,32 @@ def _model(name: str, params: list[str] | None):
     if name not in classes:
         raise ValueError(f"--model must be one of {list(classes)}; got {name!r}")
     cls = classes[name]
-    options = parse_options(params)
+    options = parse_options(params, "--param", "sigma=0.3")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(options) - known
     if unknown:
         raise ValueError(f"--param {sorted(unknown)} unknown for model {name!r}; it takes {sorted(known)}")
     for key, value in options.items():  # tuples for MultiGBM, given as 100,80
         if isinstance(value, str) and "," in value:
-            options[key] = tuple(float(v) for v in value.split(","))
+            options[key] = _floats(value, f"--param {key}")
     if name == "multigbm" and "corr" in options and not isinstance(options["corr"], tuple):
         rho = float(options["corr"])
         options["corr"] = ((1.0, rho), (rho, 1.0))
     return cls(**options)
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    """``"0.5,0.5"`` -> ``(0.5, 0.5)``; the error names ``flag``."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as err:
+        raise ValueError(f"{flag} must be comma-separated numbers such as 0.5,0.5; got {text!r}") from err
+
+
+def _n_assets(model) -> int:
+    """How many asset prices the model's state carries (a basket needs as many weights)."""
+    asset = model.asset(model.initial(1, torch.float64))
+    return 1 if asset.ndim == 1 else int(asset.shape[1])
 
 
 def _terminal_density(model, t: float, x: np.ndarray) -> np.ndarray | None:
@@ -88,8 +102,10 @@ def run_simulate(args: argparse.Namespace) -> dict:
     from ..finance import Heston
     from ..sdes.integrate import sdeint
 
-    if args.paths < 1 or args.steps < 1 or not args.T > 0:
-        raise ValueError(f"--paths and --steps must be >= 1 and --T > 0; got {args.paths}, {args.steps}, {args.T}")
+    if args.paths < 1 or args.steps < 1 or not 0 < args.T < math.inf:
+        raise ValueError(f"--paths and --steps must be >= 1 and --T a finite number > 0; got {args.paths}, {args.steps}, {args.T}")
+    if args.plot_paths < 0:
+        raise ValueError(f"--plot-paths must be >= 0 (paths drawn in paths.png); got {args.plot_paths}")
     model = _model(args.model, args.param)
     out = prepare_out_dir(args.out, "sdeflow-simulate", [f"paths.{args.format}", "paths.png", "terminal.png",
                                                          "summary.json"], args.overwrite)
@@ -133,7 +149,13 @@ def run_price(args: argparse.Namespace) -> dict:
     from .. import finance
 
     model = _model(args.model, args.param)
-    weights = tuple(float(w) for w in args.weights.split(",")) if args.weights else None
+    weights = _floats(args.weights, "--weights") if args.weights else None
+    n_assets = _n_assets(model)
+    if weights is not None and len(weights) != n_assets:
+        hint = "it has one asset: drop --weights" if n_assets == 1 else f"give {n_assets} weights, e.g. {','.join(['0.5'] * n_assets)}"
+        raise ValueError(f"--weights needs one weight per asset; model {args.model} has {n_assets} and --weights {args.weights!r} gives {len(weights)}: {hint}")
+    if args.option == "bond" and not isinstance(model, finance.CIR):
+        raise ValueError(f"--option bond is discounted by the short rate's path, which only --model cir simulates; got --model {args.model}")
     if args.option == "european":
         option = finance.European(args.strike, args.kind, weights)
     elif args.option == "asian":
@@ -154,8 +176,10 @@ def run_price(args: argparse.Namespace) -> dict:
           f"{res.paths} paths x {args.steps} steps ({method}), {seconds:.2f} s")
     print(res)
     if exact is not None:
-        print(f"closed form {exact:.8f}  (difference {res.price - exact:+.6f} = {(res.price - exact) / res.stderr:+.2f} "
-              "standard errors)")
+        diff = res.price - exact
+        # A zero standard error (every path paid the same, e.g. 0 far out of the money) has no z-score.
+        z = f" = {diff / res.stderr:+.2f} standard errors" if res.stderr > 0 else " (standard error 0)"
+        print(f"closed form {exact:.8f}  (difference {diff:+.6f}{z})")
     return {"price": res.price, "stderr": res.stderr, "ci": res.ci, "closed_form": exact, "greeks": res.greeks,
             "seconds": seconds}
 

@@ -80,6 +80,8 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, metrics)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out (its checkpoints, samples and metrics.jsonl are deleted when training starts)")
     p.add_argument("--stop-after", type=_positive_int, default=None,
                    help="stop after this many steps in all, with a checkpoint (continue later with --resume)")
     p.add_argument("--ckpt-every", type=int, default=500)
@@ -106,6 +108,7 @@ def register(subparsers) -> None:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA")
     e.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    e.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out file")
     e.add_argument("--threads", type=_positive_int, default=None)
     e.set_defaults(func=run_evaluate)
 
@@ -136,13 +139,22 @@ def run_train(args: argparse.Namespace) -> int:
 
     from ..data import get_data
     from ..processes import get as get_process
-    from ..training import DenoisingScoreMatching, DiffusionModel, DigitsEvaluator, FlowMatching, TrainConfig, Trainer, VectorEvaluator
+    from ..training import (DenoisingScoreMatching, DiffusionModel, DigitsEvaluator, FlowMatching, TrainConfig, Trainer,
+                            VectorEvaluator, check_device, check_run_dir)
+    from ._common import check_writable, reading
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0; got {args.seed}")
-    source = get_data(args.data, n=args.n_data, seed=args.seed, normalize=args.normalize, key=args.data_key)
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it; give one of them")
+    # The output folder and the device first: a wrong one fails in milliseconds, not after loading data or training.
+    check_run_dir(args.out, resume=args.resume, overwrite=args.overwrite, name="--out")
+    check_writable(args.out, "--out")
+    check_device(args.device, "--device")
+    with reading(args.data, "--data"):
+        source = get_data(args.data, n=args.n_data, seed=args.seed, normalize=args.normalize, key=args.data_key)
     precond = None if args.precond == "none" else args.precond
     process = get_process(args.process or ("linear" if args.objective == "fm" else "vp"))
     prediction = "x0" if precond else (args.prediction or ("velocity" if args.objective == "fm" else "v"))
@@ -174,7 +186,7 @@ def run_train(args: argparse.Namespace) -> int:
     trainer = Trainer(model, objective, source.x, labels=source.labels, config=config, out_dir=args.out,
                       evaluator=evaluator, data_info=info)
     start = time.perf_counter()
-    result = trainer.fit(resume=args.resume, stop_at=args.stop_after)
+    result = trainer.fit(resume=args.resume, stop_at=args.stop_after, overwrite=args.overwrite)
     summary = {
         "checkpoint": str(result.checkpoint),
         "steps": result.step,
@@ -194,9 +206,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from ..data import get_data
     from ..training import digits_scores, read_checkpoint, sample_checkpoint
+    from ._common import check_output_file, reading, write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    out = check_output_file(args.out, "--out", overwrite=args.overwrite, inputs=[args.data])
     ckpt = read_checkpoint(args.ckpt)
     data_name = args.data or ckpt.config["data"].get("name")
     if data_name is None:
@@ -209,7 +223,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     else:
         from ..metrics import mmd, sliced_wasserstein2, two_sample_floor, wasserstein2
 
-        source = get_data(data_name, n_heldout=2 * args.n, normalize="none")
+        with reading(data_name, "--data"):
+            source = get_data(data_name, n_heldout=2 * args.n, normalize="none")
         ref = source.heldout
         if ref is None or tuple(ref.shape[1:]) != tuple(samples.shape[1:]):
             shape = None if ref is None else tuple(ref.shape[1:])
@@ -220,9 +235,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report["mmd"] = mmd(samples[:k], ref[:k])
         floor = two_sample_floor("wasserstein2", ref, n=k, n_boot=3, seed=args.seed)
         report["wasserstein2_floor"] = floor.value
-    text = json.dumps(report, indent=2, default=float)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print(json.dumps(report, indent=2, default=float))
+    if out is not None:
+        write_json(out, json.loads(json.dumps(report, default=float)))
     return 0
