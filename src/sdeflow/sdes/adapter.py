@@ -90,6 +90,7 @@ class TorchsdeSDE(SDE):
         if y0.ndim != 2:
             raise ValueError(f"a torchsde-style SDE needs y0 of shape (batch, d); got shape {tuple(y0.shape)}")
         self.wrapped = sde
+        self.names = (f_name, g_name)
         self.calculus = calc
         self.torchsde_noise_type = noise
         self._f, self._g = f, g

@@ -23,10 +23,13 @@ import torch
 from .._utils import check_state
 from ..solvers._sde import check_method, structure
 from ..solvers.base import Solver, get as get_solver
+from .._utils import check_int
+from ._checks import FirstSteps, check_finite_end, check_finite_start, function_names
+from ._noise import RowsOf, SampleBrownianPath
 from .adapter import ODEFunction, as_sde
 from .base import SDE
 
-__all__ = ["sdeint", "odeint", "iterate", "resolve_method", "SDE_ALIASES", "ODE_ALIASES"]
+__all__ = ["sdeint", "odeint", "iterate", "resolve_method", "SDE_ALIASES", "ODE_ALIASES", "MAX_FIXED_STEPS"]
 
 SDE_ALIASES = {
     "euler": "euler_maruyama",
@@ -71,26 +74,44 @@ def resolve_method(method: str | Solver | None, sde: SDE) -> Solver:
     return solver
 
 
-def _as_times(ts: Sequence[float] | torch.Tensor) -> list[float]:
+def _as_times(ts: Sequence[float] | torch.Tensor, name: str = "ts") -> list[float]:
+    if isinstance(ts, (str, bytes)):
+        raise TypeError(f"{name} must be a 1-d tensor or sequence of times; got {ts!r}")
     try:
-        tt = torch.as_tensor(ts).detach().to(device="cpu", dtype=torch.float64).reshape(-1)
+        tt = torch.as_tensor(ts).detach()
     except (TypeError, ValueError, RuntimeError) as err:
-        raise TypeError(f"ts must be a 1-d tensor or sequence of times; got {ts!r}") from err
+        raise TypeError(f"{name} must be a 1-d tensor or sequence of times; got {ts!r}") from err
+    if tt.is_complex() or tt.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real times; got dtype {tt.dtype}")
+    if tt.ndim > 1:
+        raise ValueError(
+            f"{name} must be 1-d (one grid of output times shared by the batch); got shape {tuple(tt.shape)}. "
+            f"Solve each grid separately (a 2-d {name} is not flattened)"
+        )
+    tt = tt.to(device="cpu", dtype=torch.float64).reshape(-1)
     if tt.numel() < 2:
-        raise ValueError(f"ts must hold at least 2 times (start and end); got {tt.numel()}")
+        raise ValueError(f"{name} must hold at least 2 times (start and end); got {tt.numel()}")
     if not bool(torch.isfinite(tt).all()) or not bool((tt.diff() > 0).all()):
-        raise ValueError(f"ts must be finite and strictly increasing; got {tt.tolist() if tt.numel() < 10 else tt}")
+        raise ValueError(f"{name} must be finite and strictly increasing; got {tt.tolist() if tt.numel() < 10 else tt}")
     return tt.tolist()
 
 
-def step_grid(ts: list[float], dt: float) -> tuple[list[float], list[int]]:
+def step_grid(ts: list[float], dt: float, max_steps: int | None = None, name: str = "dt") -> tuple[list[float], list[int]]:
     """The fixed-step grid: ``t0 + k dt`` merged with the output times ``ts``.
 
     A grid point closer than ``dt / 1000`` to an output time is dropped (no needless tiny steps).
-    Returns the grid and the positions of ``ts`` in it.
+    Returns the grid and the positions of ``ts`` in it. A grid of more than ``max_steps`` steps is
+    refused before anything is allocated (its times are held as lists: about 200 bytes a step
+    with the Brownian path's tables, measured).
     """
     t0, t1 = ts[0], ts[-1]
     n = math.ceil((t1 - t0) / dt * (1 - 1e-12))
+    if max_steps is not None and n + len(ts) - 2 > max_steps:
+        raise ValueError(
+            f"{name} = {dt:g} on [{t0:g}, {t1:g}] gives {n} fixed steps, above max_steps = {max_steps} (each step "
+            f"time is held in memory with the Brownian path's tables, ~200 bytes a step: {n * 200 / 2**30:.3g} GiB here); use a larger {name}, "
+            "adaptive steps, or raise max_steps if that memory and time are intended"
+        )
     base = t0 + dt * torch.arange(1, n, dtype=torch.float64)
     out = torch.tensor(ts, dtype=torch.float64)
     near = torch.searchsorted(out, base).clamp(1, len(ts) - 1)
@@ -146,19 +167,44 @@ def iterate(
     order: float = 1.0,
     grid: list[float] | None = None,
     positions: list[int] | None = None,
+    label: str = "sdeint",
 ) -> Iterator[torch.Tensor]:
     """Yield the solution at ``ts[1:]`` one at a time (the streaming core of :func:`sdeint`/:func:`odeint`).
 
     Fixed steps follow ``grid`` (from :func:`step_grid`); adaptive steps start at ``dt`` and are
     controlled by ``rtol``, ``atol`` through the solver's ``step_with_error``; ``order`` is the
     exponent ``q`` of the controller (the error estimate scales as ``h^q``).
+
+    The first steps (two fixed steps, or the first adaptive attempt) run on a
+    :class:`~sdeflow.sdes._checks.FirstSteps` view of ``problem``: the drift's and diffusion's
+    outputs are checked against the state's shape and dtype at their first call (a ValueError
+    naming the function, the expected and the received shapes), and a fixed step far beyond the
+    stability limit of explicit methods gives a RuntimeWarning naming ``dt``. The other steps call
+    ``problem`` directly. An adaptive step whose error estimate is not finite is retried smaller;
+    where the drift itself is not finite at an accepted (finite) state, or no smaller step helps,
+    a FloatingPointError names the function and the time (no spinning until ``max_steps``).
+    ``label`` names the entry point in messages.
     """
     y = y0
+    probe = FirstSteps(problem, label)
     if not adaptive:
         state = solver.init(problem, list(grid), y)  # the interface: init sees the whole grid
         step = solver.step
-        k = 0
-        for p in positions[1:]:
+        targets = positions[1:]
+        k, j = 0, 0
+        n_probe = min(2, len(grid) - 1)
+        while k < n_probe:  # the checked first steps
+            res = step(probe, grid[k], grid[k + 1], y, state, noise)
+            if k == 0:
+                probe.check_step(y0, res.x, solver.name)
+            y, state = res.x, res.state
+            k += 1
+            if k == targets[j]:
+                yield y
+                j += 1
+        probe.warn_if_stiff(y, max(b - a for a, b in zip(grid[:n_probe], grid[1 : n_probe + 1])), solver.name)
+        del probe
+        for p in targets[j:]:
             while k < p:
                 res = step(problem, grid[k], grid[k + 1], y, state, noise)
                 y, state = res.x, res.state
@@ -166,20 +212,36 @@ def iterate(
             yield y
         return
     beta1, beta2 = 0.7 / order, 0.4 / order
-    t, h, prev, steps = ts[0], dt, 1.0, 0
+    t, h, prev, steps, bad = ts[0], dt, 1.0, 0, 0
+    span = abs(ts[-1] - ts[0])
     state = solver.init(problem, [float(t), float(ts[-1])], y)  # adaptive: only the interval is known
+    current = probe
     for t_out in ts[1:]:
         while t < t_out:
             if steps >= max_steps:
                 raise RuntimeError(f"adaptive stepping took more than max_steps={max_steps} steps before t = {t_out}")
             t1 = t_out if t + 1.01 * h >= t_out else t + h
-            res, err = solver.step_with_error(problem, t, t1, y, state, noise)
+            res, err = solver.step_with_error(current, t, t1, y, state, noise)
+            if current is probe:
+                probe.check_step(y0, res.x, solver.name)
+                current = problem
             y1, new_state = res.x, res.state
             r = float(_error_norm(err, y, y1, rtol, atol, error_norm)) if err is not None else 0.0
             steps += 1
-            if not math.isfinite(r):
-                r = 1e10
             taken = t1 - t
+            if not math.isfinite(r):
+                bad += 1
+                _raise_if_stuck(problem, t, y, taken, bad, dt_min, label, span)
+                r = 1e10
+            else:
+                bad = 0
+            if r > 1.0 and taken <= _TINY * max(abs(t), span) and taken > dt_min * 1.0000001:
+                raise RuntimeError(
+                    f"{label}: the step size fell to {taken:.3g} at t = {t:g}, below what float64 times resolve, "
+                    f"with the error still above tolerance (rtol = {rtol:g}, atol = {atol:g}): the solution is "
+                    "singular or discontinuous there; check the function near that time, loosen the tolerances or "
+                    "end the solve before t"
+                )
             if r <= 1.0 or taken <= dt_min * 1.0000001:
                 t, y, state = t1, y1, new_state
                 fac = _SAFETY * max(r, 1e-10) ** -beta1 * prev**beta2
@@ -190,12 +252,50 @@ def iterate(
         yield y
 
 
+_MAX_NONFINITE = 40
+"""Consecutive adaptive steps with a non-finite error estimate before giving up (each one shrinks
+the step 5-fold: 40 of them is a factor 1e-28, far below any useful step)."""
+
+
+_TINY = 1e-13
+"""A step below ``_TINY * max(|t|, span)`` cannot make progress in float64 times (~500 ulps)."""
+
+
+def _raise_if_stuck(problem, t: float, y: torch.Tensor, taken: float, bad: int, dt_min: float, label: str,
+                    span: float) -> None:
+    """After a non-finite error estimate at ``(t, y)``: raise where no smaller step can help."""
+    f_name, _ = function_names(problem)
+    if bad == 1:
+        # The first time only: is the drift itself non-finite at this (finite) accepted state?
+        f = problem.drift(t, y)
+        if not bool(torch.isfinite(f).all()):
+            raise FloatingPointError(
+                f"{label}: {f_name}(t, y) returned NaN or infinite values at t = {t:g} from a finite state y; no step "
+                f"size can integrate through that. Check {f_name} near t = {t:g} (divisions by zero, logs or square "
+                "roots of values that reach 0 or below, overflow)"
+            )
+    if bad >= _MAX_NONFINITE or taken <= dt_min * 1.0000001 or taken <= _TINY * max(abs(t), span):
+        raise FloatingPointError(
+            f"{label}: every step from t = {t:g} gives NaN or infinite values, down to a step of {taken:.3g}; the "
+            f"solution leaves the domain of {f_name} (or of the diffusion) just after t = {t:g}. Check the functions "
+            "there, or end the solve before t"
+        )
+
+
 def _check_tolerances(rtol: float, atol: float, dt_min: float) -> None:
     for name, v in (("rtol", rtol), ("atol", atol), ("dt_min", dt_min)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be a finite number >= 0; got {v!r}")
     if rtol == 0 and atol == 0:
         raise ValueError("rtol and atol cannot both be 0 (the error scale would vanish)")
+
+
+MAX_FIXED_STEPS = 2**22
+"""The default bound on the steps of a fixed-step solve (about 0.8 GiB of step tables, measured:
+~200 bytes a step for the grid, the Brownian path's tables and the time tensors)."""
+
+MAX_ADAPTIVE_STEPS = 10**7
+"""The default bound on the steps of an adaptive solve (nothing is stored per step)."""
 
 
 def sdeint(
@@ -214,15 +314,17 @@ def sdeint(
     generator: torch.Generator | None = None,
     error_norm: str = "batch",
     names: dict[str, str] | None = None,
-    max_steps: int = 10**7,
+    max_steps: int | None = None,
+    chunk_size: int | None = None,
 ) -> torch.Tensor:
     r"""Solve ``dy = f(t, y) dt + G(t, y) dW`` and return ``y`` at every time of ``ts``.
 
     Args:
         sde: a sdeflow :class:`~sdeflow.sdes.SDE`, or a torchsde-style object (``f``, ``g``,
             ``noise_type``, ``sde_type``), used unchanged.
-        y0: the initial state ``(batch, *event_shape)`` (``(batch, d)`` for torchsde-style objects).
-        ts: strictly increasing output times; ``ts[0]`` is the initial time.
+        y0: the initial state ``(batch, *event_shape)`` (``(batch, d)`` for torchsde-style objects),
+            finite.
+        ts: strictly increasing output times, 1-d; ``ts[0]`` is the initial time.
         bm: a Brownian object ``bm(ta, tb) -> W(tb) - W(ta)`` (sdeflow's or torchsde's); by default a
             :class:`~sdeflow.noise.BrownianPath` (fixed steps) or a
             :class:`~sdeflow.noise.BrownianTree` (adaptive), seeded by ``seed`` or ``generator``.
@@ -239,21 +341,49 @@ def sdeint(
         error_norm: ``"batch"`` (RMS over the whole batch) or ``"sample"`` (every sample's RMS
             error within tolerance: the worst sample decides).
         names: torchsde's renaming of ``f``/``g`` (keys ``drift``, ``diffusion``).
-        max_steps: a bound on the adaptive steps.
+        max_steps: a bound on the steps: fixed steps are refused before anything is allocated when
+            ``(ts[-1] - ts[0]) / dt`` exceeds it (default :data:`MAX_FIXED_STEPS` = 2^22, about
+            0.8 GiB of step tables); adaptive steps stop with a RuntimeError there (default 10^7).
+        chunk_size: solve the batch ``chunk_size`` samples at a time (memory: the returned tensor
+            plus one chunk's working memory, instead of the whole batch's). The default noise is then
+            per-sample seeded: sample ``i`` has the seed ``seed + i`` (``generator`` gives ``seed``)
+            and its own counter-based Brownian path (:class:`~sdeflow.sdes._noise.SampleBrownianPath`;
+            :class:`~sdeflow.noise.BrownianTree` with per-sample seeds for adaptive steps), so the
+            result is the same for every ``chunk_size`` (bit for bit with fixed steps; with adaptive
+            steps each chunk takes its own steps, to the tolerance). It differs from the default
+            ``chunk_size=None`` path, which draws one stream for the batch. A given ``bm`` is
+            queried for the whole batch and sliced per chunk.
 
     Returns:
-        ``(len(ts), *y0.shape)``: ``y`` at each time of ``ts`` (the first is ``y0``). Gradients
-        flow through the whole solve (pathwise sensitivities) when ``y0`` or the SDE's parameters
-        require them.
+        ``(len(ts), *y0.shape)``: ``y`` at each time of ``ts`` (the first is ``y0``), written into one
+        preallocated tensor. Gradients flow through the whole solve (pathwise sensitivities) when
+        ``y0`` or the SDE's parameters require them.
+
+    Raises:
+        ValueError: a drift or diffusion value of the wrong shape at the first call (naming the
+            function, the expected and the received shapes), a 2-d ``ts``, a non-finite ``y0``, too
+            many fixed steps.
+        FloatingPointError: the solution became NaN or infinite (checked once, at the end).
+
+    A fixed step far beyond the stability limit of explicit methods (``dt |df/dy| > 3``, estimated
+    on the first two steps) gives a RuntimeWarning naming ``dt`` and the step that would serve.
     """
     check_state(y0, "y0")
+    if y0.shape[0] < 1:
+        raise ValueError(f"y0 must hold at least one sample (batch >= 1); got shape {tuple(y0.shape)}")
     times = _as_times(ts)
-    problem = as_sde(sde, y0, times[0], names)
-    solver = resolve_method(method, problem)
     dt = _check_dt(dt, "dt")
     _check_tolerances(rtol, atol, dt_min)
     if error_norm not in ("batch", "sample"):
         raise ValueError(f"error_norm must be 'batch' or 'sample'; got {error_norm!r}")
+    if max_steps is None:
+        max_steps = MAX_ADAPTIVE_STEPS if adaptive else MAX_FIXED_STEPS
+    max_steps = check_int(max_steps, "max_steps")
+    batch = y0.shape[0]
+    chunk = batch if chunk_size is None else min(check_int(chunk_size, "chunk_size"), batch)
+    check_finite_start(y0, "sdeint")
+    problem = as_sde(sde, y0[:chunk], times[0], names)
+    solver = resolve_method(method, problem)
     grid = positions = None
     if adaptive:
         if not getattr(solver, "error_estimate", False):
@@ -262,14 +392,72 @@ def sdeint(
                 "'sra1', 'heun_sde', 'euler_heun', 'midpoint_sde' or 'platen_weak2' (or adaptive=False)"
             )
     else:
-        grid, positions = step_grid(times, dt)
-    noise = bm if bm is not None else _default_noise(
-        problem, solver, y0, grid, times[0], times[-1], seed, generator, adaptive
-    )
+        grid, positions = step_grid(times, dt, max_steps)
     order = getattr(solver, "strong_orders", {}).get(structure(problem), solver.strong_order or 1.0)
-    out = iterate(problem, solver, y0, times, noise, dt=dt, adaptive=adaptive, rtol=rtol, atol=atol, dt_min=dt_min,
-                  error_norm=error_norm, max_steps=max_steps, order=order, grid=grid, positions=positions)
-    return torch.stack([y0, *out])
+    base_seed = None
+    if chunk_size is not None and bm is None:
+        base_seed = _base_seed(seed, generator, solver)
+    out = torch.empty((len(times),) + tuple(y0.shape), dtype=y0.dtype, device=y0.device)
+    for lo in range(0, batch, chunk):
+        hi = min(lo + chunk, batch)
+        yc = y0[lo:hi]
+        if lo > 0 and not isinstance(sde, SDE):
+            problem = as_sde(sde, yc, times[0], names)  # a torchsde-style object: its adapter sees the chunk
+        if bm is not None:
+            noise = bm if chunk == batch else RowsOf(bm, lo, hi)
+        elif base_seed is None:
+            noise = _default_noise(problem, solver, yc, grid, times[0], times[-1], seed, generator, adaptive)
+        else:  # sample i has the seed base + i, whatever chunk it is in
+            seeds = torch.arange(base_seed + lo, base_seed + hi, dtype=torch.int64)
+            noise = _sample_noise(problem, solver, yc, grid, times[0], times[-1], seeds, adaptive)
+        steps = iterate(problem, solver, yc, times, noise, dt=dt, adaptive=adaptive, rtol=rtol, atol=atol,
+                        dt_min=dt_min, error_norm=error_norm, max_steps=max_steps, order=order, grid=grid,
+                        positions=positions)
+        if chunk == batch:
+            out[0] = yc
+            for i, y in enumerate(steps, 1):
+                out[i] = y
+        else:
+            out[0, lo:hi] = yc
+            for i, y in enumerate(steps, 1):
+                out[i, lo:hi] = y
+    f_name, g_name = function_names(problem)
+    check_finite_end(out, times, "sdeint", (
+        f"With method {solver.name!r} and dt = {dt:g}: an explicit step beyond the method's stability limit makes "
+        f"the solution grow without bound; use a smaller dt or adaptive=True. Otherwise {f_name} or {g_name} "
+        "returns NaN/inf there (check them at those times and states)"
+    ))
+    return out
+
+
+def _base_seed(seed, generator, solver: Solver) -> int:
+    """The seed of sample 0 of a chunked solve (sample ``i`` has ``base + i``): ``seed``, or one int drawn
+    from ``generator`` (per-sample seeds made per chunk: no ``(batch,)`` table of seeds in memory)."""
+    if (seed is None) == (generator is None):
+        raise ValueError(
+            f"method {solver.name!r} is stochastic: pass exactly one of seed=int and generator=torch.Generator (or "
+            "bm=a Brownian object) with chunk_size; sdeflow never draws from torch's global random generator"
+        )
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
+        return int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int; got {seed!r}")
+    return seed
+
+
+def _sample_noise(sde: SDE, solver: Solver, y0: torch.Tensor, grid: list[float] | None, t0: float, t1: float,
+                  seeds: torch.Tensor, adaptive: bool):
+    """The per-sample seeded Brownian motion of one chunk (rows of ``seeds``)."""
+    shape = tuple(sde.brownian_shape(y0))
+    if not adaptive:
+        return SampleBrownianPath(grid, shape, seeds, y0.dtype, y0.device)
+    from ..noise.brownian import BrownianTree
+    from ..noise.levy import LevyBrownianTree
+
+    tree = BrownianTree if getattr(solver, "levy_area", "none") == "none" else LevyBrownianTree
+    return tree(t0, t1, shape, seeds=seeds, dtype=y0.dtype, device=y0.device)
 
 
 def _check_dt(dt: float, name: str) -> float:
@@ -300,8 +488,11 @@ def odeint(
             itself), ``{"first_step": h, "max_num_steps": n}`` for dopri5.
     """
     if not isinstance(y0, torch.Tensor) or not y0.is_floating_point():
-        raise TypeError(f"y0 must be a floating-point tensor; got {type(y0).__name__}")
-    times = _as_times(t)
+        got = f"a tensor of dtype {y0.dtype}" if isinstance(y0, torch.Tensor) else type(y0).__name__
+        raise TypeError(f"y0 must be a floating-point tensor (float32 or float64); got {got}")
+    if y0.numel() == 0:
+        raise ValueError(f"y0 must hold at least one value; got an empty tensor of shape {tuple(y0.shape)}")
+    times = _as_times(t, "t")
     options = dict(options or {})
     method = "dopri5" if method is None else method
     if isinstance(method, str):
@@ -315,17 +506,33 @@ def odeint(
     if set(options) - known:
         raise ValueError(f"unknown options {sorted(set(options) - known)}; odeint accepts {sorted(known)}")
     _check_tolerances(rtol, atol, 0.0)
+    max_num = check_int(options.get("max_num_steps", 10**6), "options['max_num_steps']")
+    check_finite_start(y0, "odeint")
     if adaptive:
         span = times[-1] - times[0]
         first = _check_dt(options.get("first_step", span / 100), "options['first_step']")
+        dt_min = options.get("dt_min", 0.0)
+        _check_tolerances(rtol, atol, dt_min)
         order = solver.table.error_order + 1
-        out = iterate(problem, solver, y0, times, None, dt=first, adaptive=True, rtol=rtol, atol=atol,
-                      dt_min=float(options.get("dt_min", 0.0)), max_steps=int(options.get("max_num_steps", 10**6)),
-                      order=order)
+        steps = iterate(problem, solver, y0, times, None, dt=first, adaptive=True, rtol=rtol, atol=atol,
+                        dt_min=float(dt_min), max_steps=max_num, order=order, label="odeint")
+        step_size = first
     else:
         if "step_size" in options:
-            grid, positions = step_grid(times, _check_dt(options["step_size"], "options['step_size']"))
+            step_size = _check_dt(options["step_size"], "options['step_size']")
+            grid, positions = step_grid(times, step_size, max_num, "options['step_size']")
         else:
             grid, positions = times, list(range(len(times)))
-        out = iterate(problem, solver, y0, times, None, dt=None, grid=grid, positions=positions)
-    return torch.stack([y0, *out])
+            step_size = max(b - a for a, b in zip(times[:-1], times[1:]))
+        steps = iterate(problem, solver, y0, times, None, dt=None, grid=grid, positions=positions, label="odeint")
+    out = torch.empty((len(times),) + tuple(y0.shape), dtype=y0.dtype, device=y0.device)
+    out[0] = y0
+    for i, y in enumerate(steps, 1):
+        out[i] = y
+    f_name = "func" if isinstance(problem, ODEFunction) else function_names(problem)[0]
+    check_finite_end(out, times, "odeint", (
+        f"With method {solver.name!r} (step {step_size:g}): a fixed step beyond the method's stability limit makes "
+        f"the solution grow without bound (use a smaller options['step_size'] or method='dopri5'); otherwise {f_name} "
+        "returns NaN/inf there"
+    ))
+    return out
