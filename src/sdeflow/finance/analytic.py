@@ -17,8 +17,31 @@ __all__ = ["BSGreeks", "black_scholes", "black_scholes_greeks", "cir_bond", "hes
 F64 = torch.float64
 
 
-def _t(x) -> torch.Tensor:
-    return torch.as_tensor(x, dtype=F64)
+def _t(x, name: str = "argument") -> torch.Tensor:
+    if isinstance(x, (bool, str, bytes)) or (isinstance(x, torch.Tensor) and (x.is_complex() or x.dtype == torch.bool)):
+        raise TypeError(f"{name} must be a real number or a real tensor; got {x!r}")
+    try:
+        return torch.as_tensor(x, dtype=F64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be a real number or a real tensor; got {x!r}") from err
+
+
+def _checked(value, name: str, low: float | None = None, strict: bool = False, high: float | None = None,
+             fix: str = "") -> torch.Tensor:
+    """``value`` as a float64 tensor, finite and within its bounds (every element), else a ValueError."""
+    t = _t(value, name)
+    bad = ~torch.isfinite(t)
+    rule = "finite"
+    if low is not None:
+        bad |= (t <= low) if strict else (t < low)
+        rule = f"finite and {'>' if strict else '>='} {low:g}"
+    if high is not None:
+        bad |= t > high
+        rule = f"in [{low:g}, {high:g}]"
+    if bool(bad.any()):
+        got = value if t.numel() == 1 else f"{float(t[bad][0])!r} (among {t.numel()} values)"
+        raise ValueError(f"{name} must be {rule}; got {got}{fix}")
+    return t
 
 
 def _check_kind(kind: str) -> float:
@@ -27,18 +50,40 @@ def _check_kind(kind: str) -> float:
     return 1.0 if kind == "call" else -1.0
 
 
+def _bs_args(s0, strike, maturity, r, sigma, q, strict: bool) -> tuple[torch.Tensor, ...]:
+    """The Black-Scholes arguments checked (``strict``: the Greeks need ``T > 0``, ``sigma > 0``, ``K > 0``)."""
+    s = _checked(s0, "s0", 0.0, strict=True, fix="; the spot price is positive")
+    k = _checked(strike, "strike", 0.0, strict=strict, fix="; a strike below 0 has no meaning in Black-Scholes")
+    fix = "" if not strict else "; at maturity or zero volatility the Greeks are not defined (delta jumps at the strike): use black_scholes for the price"
+    t = _checked(maturity, "maturity", 0.0, strict=strict, fix=fix or "; the time to maturity in years")
+    v = _checked(sigma, "sigma", 0.0, strict=strict, fix=fix or "; a volatility is >= 0 (pass its absolute value)")
+    return s, k, t, _checked(r, "r"), v, _checked(q, "q")
+
+
 def black_scholes(s0, strike, maturity, r, sigma, q=0.0, kind: str = "call") -> torch.Tensor:
     r"""Black-Scholes (1973) price of a European option on ``dS = (r - q) S dt + sigma S dW``.
 
     ``C = S e^{-qT} N(d1) - K e^{-rT} N(d2)``, ``d1,2 = (ln(S/K) + (r - q +- sigma^2/2) T) / (sigma sqrt T)``;
     the put by parity (``kind="put"``). Float64 tensor of the broadcast shape.
+
+    Domain (every element; a ValueError naming the argument otherwise): ``s0 > 0``, ``strike >= 0``,
+    ``maturity >= 0``, ``sigma >= 0``, ``r`` and ``q`` finite. Where ``sigma sqrt(T) = 0`` (at maturity,
+    or without volatility) the price is its limit, the discounted intrinsic value of the forward,
+    ``max(w (S e^{-qT} - K e^{-rT}), 0)`` with ``w = +-1`` for a call/put: at ``T = 0`` the payoff
+    ``max(w (S - K), 0)``, as a trader expects.
     """
     w = _check_kind(kind)
-    s, k, t, r, v, q = map(_t, (s0, strike, maturity, r, sigma, q))
+    s, k, t, r, v, q = _bs_args(s0, strike, maturity, r, sigma, q, strict=False)
     sd = v * t.sqrt()
-    d1 = (torch.log(s / k) + (r - q + 0.5 * v * v) * t) / sd
+    flat = sd == 0
+    sd_safe = torch.where(flat, torch.ones_like(sd), sd)
+    d1 = (torch.log(s / k) + (r - q + 0.5 * v * v) * t) / sd_safe
     d2 = d1 - sd
-    return w * (s * torch.exp(-q * t) * torch.special.ndtr(w * d1) - k * torch.exp(-r * t) * torch.special.ndtr(w * d2))
+    fwd_s, fwd_k = s * torch.exp(-q * t), k * torch.exp(-r * t)
+    price = w * (fwd_s * torch.special.ndtr(w * d1) - fwd_k * torch.special.ndtr(w * d2))
+    if bool(flat.any()):
+        price = torch.where(flat, torch.relu(w * (fwd_s - fwd_k)), price)
+    return price
 
 
 class BSGreeks(NamedTuple):
@@ -52,9 +97,14 @@ class BSGreeks(NamedTuple):
 
 
 def black_scholes_greeks(s0, strike, maturity, r, sigma, q=0.0, kind: str = "call") -> BSGreeks:
-    """Closed-form Black-Scholes Greeks (Hull, "Options, Futures and Other Derivatives", ch. 19)."""
+    """Closed-form Black-Scholes Greeks (Hull, "Options, Futures and Other Derivatives", ch. 19).
+
+    Needs ``s0 > 0``, ``strike > 0``, ``maturity > 0``, ``sigma > 0`` (at maturity the delta jumps at
+    the strike and the gamma is a Dirac mass: no finite Greeks), ``r``, ``q`` finite; a ValueError
+    names the argument otherwise.
+    """
     w = _check_kind(kind)
-    s, k, t, r, v, q = map(_t, (s0, strike, maturity, r, sigma, q))
+    s, k, t, r, v, q = _bs_args(s0, strike, maturity, r, sigma, q, strict=True)
     sd = v * t.sqrt()
     d1 = (torch.log(s / k) + (r - q + 0.5 * v * v) * t) / sd
     d2 = d1 - sd
@@ -75,8 +125,11 @@ def cir_bond(r0, kappa, theta, sigma, maturity) -> torch.Tensor:
     Cox, Ingersoll & Ross (1985), eq. 23: ``P = A e^{-B r0}``, ``h = sqrt(kappa^2 + 2 sigma^2)``,
     ``B = 2 (e^{hT} - 1) / (2h + (kappa + h)(e^{hT} - 1))``,
     ``A = (2h e^{(kappa + h) T/2} / (2h + (kappa + h)(e^{hT} - 1)))^{2 kappa theta / sigma^2}``.
+    Needs ``r0 >= 0``, ``kappa, theta, sigma > 0``, ``maturity >= 0`` (a ValueError names the argument).
     """
-    r0, k, th, s, t = map(_t, (r0, kappa, theta, sigma, maturity))
+    r0 = _checked(r0, "r0", 0.0, fix="; the CIR short rate is >= 0")
+    k, th, s = (_checked(v, n, 0.0, strict=True) for v, n in ((kappa, "kappa"), (theta, "theta"), (sigma, "sigma")))
+    t = _checked(maturity, "maturity", 0.0)
     h = torch.sqrt(k * k + 2 * s * s)
     em1 = torch.expm1(h * t)
     den = 2 * h + (k + h) * em1
@@ -89,8 +142,11 @@ def ou_moments(x0, theta, mu, sigma, t) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Mean and variance of ``dX = theta (mu - X) dt + sigma dW`` at time ``t``.
 
     ``E X_t = mu + (x0 - mu) e^{-theta t}``, ``Var X_t = sigma^2 (1 - e^{-2 theta t}) / (2 theta)``.
+    Needs ``theta > 0``, ``sigma >= 0``, ``t >= 0``, finite ``x0``, ``mu``.
     """
-    x0, th, mu, s, t = map(_t, (x0, theta, mu, sigma, t))
+    x0, mu = _checked(x0, "x0"), _checked(mu, "mu")
+    th = _checked(theta, "theta", 0.0, strict=True, fix="; the mean-reversion speed is > 0")
+    s, t = _checked(sigma, "sigma", 0.0), _checked(t, "t", 0.0)
     return mu + (x0 - mu) * torch.exp(-th * t), -s * s * torch.expm1(-2 * th * t) / (2 * th)
 
 
@@ -106,6 +162,14 @@ def _heston_cf(u: torch.Tensor, t: float, v0: float, kappa: float, theta: float,
     return torch.exp(c + dd * v0)
 
 
+def _scalar(value, name: str) -> float:
+    """A real scalar (float, int, 0-d or one-element tensor) as a float; TypeError otherwise."""
+    t = _t(value, name)
+    if t.numel() != 1:
+        raise TypeError(f"{name} must be a scalar (heston_price prices one option); got shape {tuple(t.shape)}")
+    return float(t)
+
+
 def heston_price(s0, strike, maturity, r, kappa, theta, xi, rho, v0, kind: str = "call",
                  u_max: float = 400.0, panels: int = 200) -> float:
     r"""Heston (1993) European option price by Lewis' (2001) single-integral formula.
@@ -116,17 +180,30 @@ def heston_price(s0, strike, maturity, r, kappa, theta, xi, rho, v0, kind: str =
     composite Gauss-Legendre (16 nodes on each of ``panels`` panels of ``[0, u_max]``): the
     integrand decays like ``exp(-u v_T sqrt(T))``, so the default is accurate to ~1e-10 for usual
     parameters. Parameters are floats (variance process ``dv = kappa (theta - v) dt + xi sqrt(v) dW_2``,
-    ``d<W_1, W_2> = rho dt``).
+    ``d<W_1, W_2> = rho dt``): ``s0, strike, kappa, theta, xi > 0``, ``v0 >= 0``, ``rho`` in
+    ``[-1, 1]``, ``maturity >= 0`` (at 0 the payoff), ``r`` finite; a ValueError names the argument.
     """
     w = _check_kind(kind)
-    s0, strike, t, r = float(s0), float(strike), float(maturity), float(r)
+    s0, strike, t, r = (_scalar(v, n) for v, n in ((s0, "s0"), (strike, "strike"), (maturity, "maturity"), (r, "r")))
+    kappa, theta, xi, rho, v0 = (_scalar(v, n) for v, n in ((kappa, "kappa"), (theta, "theta"), (xi, "xi"),
+                                                            (rho, "rho"), (v0, "v0")))
+    for name, value in (("s0", s0), ("strike", strike), ("kappa", kappa), ("theta", theta), ("xi", xi)):
+        _checked(value, name, 0.0, strict=True)
+    _checked(maturity, "maturity", 0.0)
+    _checked(v0, "v0", 0.0, fix="; the initial variance is >= 0")
+    _checked(rho, "rho", -1.0, high=1.0, fix="; rho is the correlation of the two Brownian motions")
+    u_max = float(_checked(_scalar(u_max, "u_max"), "u_max", 0.0, strict=True))
+    if isinstance(panels, bool) or not isinstance(panels, int) or panels < 1:
+        raise ValueError(f"panels must be an integer >= 1; got {panels!r}")
+    if t == 0.0:  # at maturity: the payoff
+        return max(w * (s0 - strike), 0.0)
     nodes, weights = np.polynomial.legendre.leggauss(16)
     edges = np.linspace(0.0, u_max, panels + 1)
     mid, half = (edges[1:] + edges[:-1]) / 2, (edges[1:] - edges[:-1]) / 2
     u = torch.tensor((mid[:, None] + half[:, None] * nodes[None, :]).ravel(), dtype=F64)
     wq = torch.tensor((half[:, None] * weights[None, :]).ravel(), dtype=F64)
     k = math.log(s0 / strike) + r * t
-    phi = _heston_cf(u.to(torch.complex128) - 0.5j, t, float(v0), float(kappa), float(theta), float(xi), float(rho))
+    phi = _heston_cf(u.to(torch.complex128) - 0.5j, t, v0, kappa, theta, xi, rho)
     integrand = (torch.exp(1j * u * k) * phi).real / (u * u + 0.25)
     call = s0 - math.sqrt(s0 * strike) * math.exp(-0.5 * r * t) / math.pi * float((wq * integrand).sum())
     return call if w > 0 else call - s0 + strike * math.exp(-r * t)

@@ -26,13 +26,28 @@ def _param(value, x: torch.Tensor):
     return value.to(x.dtype) if isinstance(value, torch.Tensor) else value
 
 
-def _check(name: str, value, positive: bool = True) -> None:
+def _check(name: str, value, rule: str = "positive") -> None:
+    """A model parameter: a finite number (``rule`` ``"real"``), ``> 0`` (``"positive"``) or ``>= 0``
+    (``"nonnegative"``); a tensor (one value per path) is checked elementwise, once at construction."""
     if isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must be a real number or a real tensor; got dtype {value.dtype}")
+        v = value.detach()
+        bad = ~torch.isfinite(v)
+        if rule == "positive":
+            bad |= v <= 0
+        elif rule == "nonnegative":
+            bad |= v < 0
+        if bool(bad.any()):
+            raise ValueError(f"{name} must be finite{_RULES[rule]} in every element; got {float(v[bad][0])!r}")
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number; got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0; got {value!r}")
+    if (rule == "positive" and value <= 0) or (rule == "nonnegative" and value < 0):
+        raise ValueError(f"{name} must be {_RULES[rule][5:]}; got {value!r}")
+
+
+_RULES = {"positive": " and > 0", "nonnegative": " and >= 0", "real": ""}
 
 
 def _column(value, n: int, dtype: torch.dtype) -> torch.Tensor:
@@ -42,16 +57,17 @@ def _column(value, n: int, dtype: torch.dtype) -> torch.Tensor:
 
 
 class _Checked:
-    """Validates the dataclass fields named in ``_positive`` (> 0) and ``_real`` (finite)."""
+    """Validates the dataclass fields named in ``_positive`` (> 0), ``_nonnegative`` (>= 0) and
+    ``_real`` (finite): a ValueError naming the field at construction."""
 
     _positive: ClassVar[tuple[str, ...]] = ()
+    _nonnegative: ClassVar[tuple[str, ...]] = ()
     _real: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        for name in self._positive:
-            _check(name, getattr(self, name))
-        for name in self._real:
-            _check(name, getattr(self, name), positive=False)
+        for names, rule in ((self._positive, "positive"), (self._nonnegative, "nonnegative"), (self._real, "real")):
+            for name in names:
+                _check(name, getattr(self, name), rule)
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,8 +120,17 @@ class MultiGBM(SDE):
     commutative: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
+        for name in ("s0", "sigmas"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) < 1:
+                raise TypeError(f"{name} must be a tuple of numbers, one per asset; got {value!r}")
+            for i, v in enumerate(value):
+                _check(f"{name}[{i}]", v)
+        _check("r", self.r, "real")
         k = len(self.s0)
         c = torch.as_tensor(self.corr, dtype=torch.float64)
+        if not bool(torch.isfinite(c).all()):
+            raise ValueError(f"corr must hold finite correlations; got {self.corr!r}")
         if len(self.sigmas) != k or c.shape != (k, k):
             raise ValueError(f"s0, sigmas and corr must describe the same k = {k} assets; got sigmas {self.sigmas}, corr {tuple(c.shape)}")
         if not torch.allclose(c, c.T) or not bool((c.diagonal() == 1).all()):
@@ -146,6 +171,9 @@ class Heston(_Checked, SDE):
     ``d ln S = (r - v+/2) dt + sqrt(v+) (rho dW_1 + sqrt(1 - rho^2) dW_2)``,
     ``dv = kappa (theta - v+) dt + xi sqrt(v+) dW_1``, ``v+ = max(v, 0)``.
 
+    Parameters: ``s0, kappa, theta, xi > 0``, ``v0 >= 0`` (a variance), ``rho`` in ``[-1, 1]``, ``r``
+    finite; a ValueError names the parameter otherwise.
+
     Euler-Maruyama on this SDE is the full-truncation scheme: ``v`` may go negative between steps but
     only ``v+`` enters the coefficients, so the scheme stays valid (and converges) when the Feller
     condition ``2 kappa theta >= xi^2`` fails. State ``(batch, 2) = (ln S, v)``, general noise.
@@ -162,12 +190,14 @@ class Heston(_Checked, SDE):
     calculus: ClassVar[str] = "ito"
 
     _positive = ("s0", "kappa", "theta", "xi")
-    _real = ("v0", "r")
+    _nonnegative = ("v0",)
+    _real = ("r", "rho")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.rho, torch.Tensor) and not -1 <= self.rho <= 1:
-            raise ValueError(f"rho must lie in [-1, 1]; got {self.rho!r}")
+        rho = self.rho.detach() if isinstance(self.rho, torch.Tensor) else torch.tensor(float(self.rho))
+        if bool((rho.abs() > 1).any()):
+            raise ValueError(f"rho must lie in [-1, 1] (a correlation); got {self.rho!r}")
 
     @property
     def feller(self) -> bool:
@@ -211,6 +241,7 @@ class CIR(_Checked, SDE):
 
     State ``(batch, 2) = (r, int_0^t r ds)`` (``d int r = r dt``, no noise: diagonal noise with a zero
     second entry), so that ``exp(-int r)`` is the pathwise discount factor; full truncation ``r+``.
+    Parameters: ``r0 >= 0``, ``kappa, theta, sigma > 0``.
     """
 
     r0: float = 0.03
@@ -221,7 +252,7 @@ class CIR(_Checked, SDE):
     calculus: ClassVar[str] = "ito"
 
     _positive = ("kappa", "theta", "sigma")
-    _real = ("r0",)
+    _nonnegative = ("r0",)
 
     def initial(self, n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         return torch.cat((_column(self.r0, n, dtype), torch.zeros(n, 1, dtype=dtype)), dim=1)

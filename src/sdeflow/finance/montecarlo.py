@@ -141,10 +141,24 @@ def price(
     check_int(paths, "paths")
     check_int(steps, "steps")
     check_int(chunk, "chunk")
-    if not (isinstance(maturity, (int, float)) and math.isfinite(maturity) and maturity > 0):
+    if isinstance(maturity, bool) or not (isinstance(maturity, (int, float)) and math.isfinite(maturity) and maturity > 0):
         raise ValueError(f"maturity must be a finite number > 0; got {maturity!r}")
     if not isinstance(payoff, Payoff):
         raise TypeError(f"payoff must be a sdeflow.finance payoff (European, Asian, Barrier, ...); got {type(payoff).__name__}")
+    for attr in ("initial", "asset", "drift", "diffusion"):
+        if not callable(getattr(model, attr, None)):
+            raise TypeError(
+                f"model must be a sdeflow.finance model (GBM, MultiGBM, Heston, CIR, OrnsteinUhlenbeck) or an SDE with "
+                f"initial(n, dtype) and asset(y); {type(model).__name__} has no {attr}()"
+            )
+    if not isinstance(antithetic, bool):
+        raise TypeError(f"antithetic must be True or False; got {antithetic!r}")
+    if not isinstance(dtype, torch.dtype) or dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64 (the simulation's); got {dtype!r}")
+    if isinstance(greeks, str) or any(not isinstance(g, str) for g in greeks):
+        raise TypeError(f"greeks must be a list of names such as ['delta', 'vega']; got {greeks!r}")
+    if not (method == "exact" or isinstance(method, (str, Solver))):
+        raise TypeError(f"method must be 'exact', a sdeint method name or a solver object; got {method!r}")
     params = [GREEK_ALIASES.get(g, g) for g in greeks]
     for g, p in zip(greeks, params):
         if not hasattr(model, p):
@@ -198,6 +212,12 @@ def price(
     if bar is not None:
         bar.close()
     mean, se = value_sums.mean_se()
+    if not (math.isfinite(mean) and math.isfinite(se)):
+        raise FloatingPointError(
+            f"the Monte Carlo price is not finite ({mean}): some paths became NaN or infinite with method "
+            f"{getattr(method, 'name', method)!r} and {steps} steps (dt = {maturity / steps:g}); use more steps, "
+            "method='exact' where the model has it, or check the model's parameters"
+        )
     return MCResult(mean, se, (mean - z * se, mean + z * se), done,
                     {g: greek_sums[g].mean_se() for g in greeks})
 

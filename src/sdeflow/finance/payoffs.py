@@ -2,11 +2,14 @@
 
 A payoff folds the asset prices at the monitoring dates into a small per-path accumulator
 (``start``, ``update``) and turns it into the payoff at maturity (``value``): paths are never stored.
-A multi-asset state is reduced to one price by ``weights`` (a basket), if given.
+A multi-asset state is reduced to one price by ``weights`` (a basket), if given: the weights are
+explicit, not normalized: the basket is ``sum_i w_i S_i`` (``(0.5, 0.5)`` is the average of two
+assets, ``(1, 1)`` their sum), and there must be one weight per asset of the model.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,16 +33,31 @@ class Payoff:
     def __post_init__(self) -> None:
         if self.kind not in ("call", "put"):
             raise ValueError(f"kind must be 'call' or 'put'; got {self.kind!r}")
+        if isinstance(self.strike, bool) or not isinstance(self.strike, (int, float)) or not math.isfinite(self.strike):
+            raise ValueError(f"strike must be a finite number; got {self.strike!r}")
+        if self.strike < 0:
+            raise ValueError(f"strike must be >= 0; got {self.strike!r} (a negative strike has no meaning for prices > 0)")
+        if self.weights is not None:
+            w = self.weights
+            if isinstance(w, (str, bytes)) or not hasattr(w, "__len__") or len(w) < 1:
+                raise TypeError(f"weights must be a tuple of numbers, one per asset (w_i in sum_i w_i S_i); got {w!r}")
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in w):
+                raise ValueError(f"weights must be finite numbers; got {w!r}")
 
     def price_of(self, asset: torch.Tensor) -> torch.Tensor:
-        """One price per path ``(batch,)`` from the model's asset prices."""
-        if asset.ndim == 1:
-            return asset
+        """One price per path ``(batch,)`` from the model's asset prices: the basket ``sum_i w_i S_i``."""
+        n = 1 if asset.ndim == 1 else asset.shape[1]
         if self.weights is None:
-            if asset.shape[1] != 1:
-                raise ValueError(f"a payoff on {asset.shape[1]} assets needs weights= (a basket); got none")
-            return asset[:, 0]
-        return asset @ torch.as_tensor(self.weights, dtype=asset.dtype)
+            if n != 1:
+                raise ValueError(f"a payoff on {n} assets needs weights= (a basket, sum_i w_i S_i); got none")
+            return asset if asset.ndim == 1 else asset[:, 0]
+        if len(self.weights) != n:
+            raise ValueError(
+                f"weights has {len(self.weights)} entries but the model has {n} asset(s); pass one weight per asset "
+                f"(weights are explicit: the basket is sum_i w_i S_i){' or drop weights for a single asset' if n == 1 else ''}"
+            )
+        w = torch.as_tensor(self.weights, dtype=asset.dtype, device=asset.device)
+        return asset * w[0] if asset.ndim == 1 else asset @ w
 
     def start(self, s0: torch.Tensor) -> Any:
         return None
@@ -86,6 +104,9 @@ class Barrier(Payoff):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        b = self.barrier
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or b <= 0:
+            raise ValueError(f"barrier must be a finite price > 0; got {b!r}")
         if self.style not in ("up-and-out", "down-and-out", "up-and-in", "down-and-in"):
             raise ValueError(f"style must be up-and-out, down-and-out, up-and-in or down-and-in; got {self.style!r}")
 
