@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
 
 from sdeflow import EDM, VP, Linear
-from sdeflow.likelihood import bits_per_dim, dequantize, divergence_exact, divergence_hutchinson, log_likelihood
+from sdeflow.likelihood import bits_per_dim, elbo, dequantize, divergence_exact, divergence_hutchinson, log_likelihood
 from sdeflow.targets import gaussian, ring2d
 
 
@@ -119,3 +120,34 @@ def test_likelihood_input_errors():
         log_likelihood(target.model(Linear(), "eps"), Linear(), x, prediction="eps")
     with pytest.raises(TypeError, match="process"):
         log_likelihood(target.model(VP(), "eps"), "vp", x, prediction="eps")
+
+
+def test_likelihood_refuses_non_finite_or_empty_data_at_once():
+    # Expected: one NaN point among 8 is a ValueError naming x and the row (3) in well under a second,
+    # for log_likelihood and elbo (before: the adaptive ODE solve shrank its steps for ~115 s until
+    # max_steps); an empty batch and a prior of the wrong shape name their argument.
+    target = ring2d()
+    x = target.sample(8, seeds=0)
+    model = target.model(VP(), "eps")
+    bad = x.clone()
+    bad[3, 0] = float("nan")
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"x holds NaN or infinite values in 1 of 8 points \(first rows \[3\]\)"):
+        log_likelihood(model, VP(), bad, prediction="eps")
+    with pytest.raises(ValueError, match=r"x holds NaN"):
+        elbo(model, VP(), bad, prediction="eps", steps=4)
+    assert time.perf_counter() - start < 1.0
+    with pytest.raises(ValueError, match=r"at least one point.*shape \(0, 2\)"):
+        log_likelihood(model, VP(), x[:0], prediction="eps")
+    with pytest.raises(ValueError, match=r"prior must return one log-density per point, shape \(b,\) = \(2,\)"):
+        log_likelihood(model, VP(), x[:2], prediction="eps", prior=lambda z: z, rtol=1e-3, atol=1e-3)
+
+
+def test_model_that_returns_nan_fails_fast_with_the_models_message():
+    # Expected: a model returning NaN makes the solve stop at its first step with the denoiser's
+    # NonFiniteModelOutput (which call, which t) in under a second, not after max_steps.
+    x = ring2d().sample(4, seeds=0)
+    start = time.perf_counter()
+    with pytest.raises(FloatingPointError, match=r"the model returned a non-finite value"):
+        log_likelihood(lambda z, t: z * float("nan"), VP(), x, prediction="eps")
+    assert time.perf_counter() - start < 1.0

@@ -17,9 +17,11 @@ from statistics import NormalDist
 
 import torch
 
+from .._utils import check_state
+
 from ..noise.rng import as_seeds, derive_keys, mix64, uniform_from_keys
 
-__all__ = ["bits_per_dim", "dequantize", "normal_interval", "summarize"]
+__all__ = ["bits_per_dim", "check_data", "dequantize", "normal_interval", "summarize"]
 
 _DEQUANT_STREAM = 0x6C696B01
 
@@ -75,3 +77,21 @@ def summarize(values: torch.Tensor, stderr: torch.Tensor, dim: int, bin_width: f
         "stderr": se,
         "level": level,
     }
+
+
+def check_data(x: object, name: str = "x") -> torch.Tensor:
+    """Data ``(n, *event_shape)`` for a likelihood: a float tensor with ``n >= 1`` finite points.
+
+    Checked before any solve (one host sync): a NaN point would otherwise make an adaptive ODE solve
+    shrink its steps until ``max_steps`` (minutes) before failing.
+    """
+    x = check_state(x, name)
+    if x.shape[0] < 1 or x[0].numel() < 1:
+        raise ValueError(f"{name} must hold at least one point of at least one dimension; got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x.detach())).reshape(x.shape[0], -1).any(dim=1).nonzero().reshape(-1)
+        raise ValueError(
+            f"{name} holds NaN or infinite values in {bad.numel()} of {x.shape[0]} points (first rows "
+            f"{bad[:5].tolist()}); a log-likelihood needs finite data: drop or fix those points"
+        )
+    return x

@@ -43,12 +43,12 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .._utils import check_int, check_state
+from .._utils import check_int
 from ..models.denoiser import Denoiser
 from ..models.parameterization import check_prediction
 from ..noise.rng import as_seeds, derive_keys, mix64, randn, uniform_from_keys
 from ..processes.base import DiffusionProcess
-from .discrete import bits_per_dim, dequantize, summarize
+from .discrete import bits_per_dim, check_data, dequantize, summarize
 from .ode import resolve_t_start
 
 __all__ = ["ElboResult", "TIMES", "elbo"]
@@ -166,7 +166,7 @@ def elbo(
     Returns:
         :class:`ElboResult`.
     """
-    x = check_state(x, "x")
+    x = check_data(x, "x")
     if not isinstance(process, DiffusionProcess):
         raise TypeError(f"process must be a sdeflow.processes.DiffusionProcess; got {type(process).__name__}")
     prediction = check_prediction(prediction)

@@ -29,11 +29,11 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .._utils import check_int, check_positive, check_state
+from .._utils import check_int, check_positive
 from ..models.parameterization import check_prediction
 from ..processes.base import DiffusionProcess
 from ..sdes.integrate import odeint
-from .discrete import bits_per_dim, dequantize, summarize
+from .discrete import bits_per_dim, check_data, dequantize, summarize
 from .divergence import PROBES, divergence_exact, divergence_hutchinson, make_probes
 
 __all__ = ["METHODS", "LikelihoodResult", "log_likelihood", "resolve_t_start"]
@@ -154,7 +154,7 @@ def log_likelihood(
     Returns:
         :class:`LikelihoodResult` (``log_prob`` per point, ``bits_per_dim``, ``summary()``).
     """
-    x = check_state(x, "x")
+    x = check_data(x, "x")
     if not isinstance(process, DiffusionProcess):
         raise TypeError(f"process must be a sdeflow.processes.DiffusionProcess; got {type(process).__name__}")
     prediction = check_prediction(prediction)
@@ -207,11 +207,20 @@ def log_likelihood(
             return torch.cat([v.reshape(b, D), div.to(y.dtype)], dim=1)
 
         y0 = torch.cat([xb.reshape(b, D), torch.zeros((b, k), dtype=xb.dtype, device=xb.device)], dim=1)
-        y1 = odeint(rhs, y0, [t0, T], rtol=rtol, atol=atol, method="dopri5", options={"max_num_steps": max_steps})[-1]
+        try:
+            y1 = odeint(rhs, y0, [t0, T], rtol=rtol, atol=atol, method="dopri5", options={"max_num_steps": max_steps})[-1]
+        except FloatingPointError:
+            pf.denoiser.raise_if_nonfinite()  # the model's own message (which call, which t), where it is the cause
+            raise
         pf.denoiser.raise_if_nonfinite()
         x_T = y1[:, :D].reshape((b,) + event)
         deltas = y1[:, D:].to(torch.float64)
-        prior = (process.prior_log_prob if prior_fn is None else prior_fn)(x_T).to(torch.float64)
+        prior = (process.prior_log_prob if prior_fn is None else prior_fn)(x_T)
+        if not isinstance(prior, torch.Tensor) or tuple(prior.shape) != (b,):
+            got = tuple(prior.shape) if isinstance(prior, torch.Tensor) else type(prior).__name__
+            raise ValueError(f"prior must return one log-density per point, shape (b,) = ({b},), for x_T of shape "
+                             f"{tuple(x_T.shape)}; got {got} (sum over the event dimensions)")
+        prior = prior.to(torch.float64)
         outs["prior"].append(prior)
         outs["delta"].append(deltas.mean(1))
         outs["logp"].append(prior + deltas.mean(1))
