@@ -260,3 +260,29 @@ def test_input_errors_name_the_argument():
         M.jensen_shannon(np.zeros(5), np.ones(5), bins=0)
     with pytest.raises(TypeError, match="torch.Tensor"):
         M.mmd("abc", np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    "metric, minimum",
+    [("sliced_wasserstein2", 1), ("wasserstein2", 1), ("mmd", 2), ("energy_distance", 1),
+     ("frechet_distance", 2), ("jensen_shannon", 1), ("kl_divergence", 1)],
+)
+def test_empty_input_names_the_argument_and_its_shape(metric, minimum):
+    # Expected: an empty sample set (0, 2) is a ValueError naming x, the minimum number of samples and
+    # the shape received (before: numpy's "cannot reshape array of size 0 into shape (0,newaxis)").
+    with pytest.raises(ValueError, match=rf"x must hold at least {minimum} sample.*got shape \(0, 2\)"):
+        getattr(M, metric)(torch.zeros(0, 2), torch.ones(10, 2))
+
+
+def test_complex_bool_and_empty_dimension_inputs_are_refused():
+    # Expected: complex samples (their imaginary part would be dropped with a warning) and boolean
+    # masks are TypeErrors naming the argument and its dtype; a Gaussian of dimension 0 is a ValueError
+    # naming m1 (before: "zero-size array to reduction operation maximum").
+    with pytest.raises(TypeError, match=r"y must hold real numbers.*complex64"):
+        M.energy_distance(torch.ones(5, 2), torch.zeros(5, 2, dtype=torch.complex64))
+    with pytest.raises(TypeError, match=r"x must hold real numbers.*bool"):
+        M.sliced_wasserstein2(np.ones((5, 2), dtype=bool), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match=r"m1 must be a mean of at least one dimension"):
+        M.kl_gaussian(np.zeros(0), np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)))
+    with pytest.raises(ValueError, match=r"reference must hold at least 1 sample.*got shape \(0, 2\)"):
+        M.two_sample_floor("energy_distance", torch.zeros(0, 2), 10)

@@ -19,8 +19,13 @@ ArrayLike = Union[torch.Tensor, np.ndarray]
 def to_numpy(value: object, name: str) -> np.ndarray:
     """``value`` as a float64 numpy array (a detached CPU copy for tensors); checks finiteness."""
     if isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name} must hold real numbers (a float or integer tensor); got dtype {value.dtype}")
         arr = value.detach().to(device="cpu", dtype=torch.float64).numpy()
     elif isinstance(value, (np.ndarray, list, tuple, float, int, np.floating, np.integer)):
+        kind = np.asarray(value).dtype.kind if isinstance(value, np.ndarray) else None
+        if kind in ("c", "b") or isinstance(value, bool):
+            raise TypeError(f"{name} must hold real numbers (a float or integer array); got {'dtype ' + str(value.dtype) if kind else repr(value)}")
         try:
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -37,12 +42,17 @@ def as_samples(x: object, name: str, *, min_n: int = 1) -> np.ndarray:
     arr = to_numpy(x, name)
     if arr.ndim == 0:
         raise ValueError(f"{name} must have shape (n, *event_shape) or (n,); got a scalar")
-    arr = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr.reshape(-1, 1)
+    shape = tuple(arr.shape)
     if arr.shape[0] < min_n:
-        raise ValueError(f"{name} must hold at least {min_n} samples; got {arr.shape[0]}")
-    if arr.shape[1] < 1:
-        raise ValueError(f"{name} has an empty event shape; got shape {tuple(arr.shape)}")
-    return arr
+        raise ValueError(
+            f"{name} must hold at least {min_n} sample{'s' if min_n > 1 else ''} (shape (n, *event_shape) or (n,)); "
+            f"got shape {shape}"
+        )
+    # The event size from the shape itself: reshape(n, -1) cannot infer it when n = 0.
+    d = int(np.prod(arr.shape[1:])) if arr.ndim > 1 else 1
+    if d < 1:
+        raise ValueError(f"{name} has an empty event shape; got shape {shape}")
+    return arr.reshape(arr.shape[0], d)
 
 
 def as_pair(x: object, y: object, *, min_n: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,8 @@ def _mean_cov(m: object, c: object, name: str) -> tuple[np.ndarray, np.ndarray]:
     mean = np.atleast_1d(to_numpy(m, f"m{name}")).reshape(-1)
     cov = to_numpy(c, f"c{name}")
     d = mean.shape[0]
+    if d < 1:
+        raise ValueError(f"m{name} must be a mean of at least one dimension; got shape {np.shape(mean)}")
     if cov.ndim == 0:
         cov = float(cov) * np.eye(d)
     elif cov.ndim == 1:
