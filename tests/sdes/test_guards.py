@@ -123,6 +123,22 @@ def test_ts_must_be_1d_and_y0_finite_and_not_empty():
         sdeint(GBM(), torch.ones(0, 2), [0.0, 1.0], dt=0.1, seed=0)
     with pytest.raises(ValueError, match="chunk_size must be an integer >= 1"):
         sdeint(GBM(), y0, [0.0, 1.0], dt=0.1, seed=0, chunk_size=0)
+    with pytest.raises(ValueError, match=r"non-empty event shape.*got shape \(3, 0\)"):
+        sdeint(GBM(), torch.ones(3, 0), [0.0, 1.0], dt=0.1, seed=0)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator; got int"):
+        sdeint(GBM(), y0, [0.0, 1.0], dt=0.1, generator=3)
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_brownian_object_of_the_wrong_shape_is_named(adaptive):
+    # Expected: a user's bm returning (5, 5) increments for a (3, 2) state with diagonal noise is a
+    # ValueError at the first step naming the shape needed, (3, 2) (before: "the size of tensor a (2)
+    # must match the size of tensor b (5)" from inside the method).
+    from sdeflow.noise.brownian import BrownianTree
+
+    bm = BrownianTree(0.0, 1.0, (5, 5), seeds=0)
+    with pytest.raises(ValueError, match=r"Brownian object returned W\(tb\) - W\(ta\) of shape \(5, 5\).*needs \(3, 2\)"):
+        sdeint(GBM(), torch.ones(3, 2), [0.0, 1.0], bm, dt=0.1, method="milstein", adaptive=adaptive)
 
 
 # ---- no hangs, no runaway memory ----------------------------------------------------------------

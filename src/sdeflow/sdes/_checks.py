@@ -135,6 +135,26 @@ class FirstSteps:
         self.diffusion(t, x)
         return self._problem.diffusion_times(t, x, dw)
 
+    def checked_noise(self, noise, y0: torch.Tensor):
+        """``noise`` whose increments are checked against the Brownian shape (for the first steps)."""
+        if noise is None:
+            return None
+        want = tuple(self._problem.brownian_shape(y0))
+        label, kind = self._label, getattr(self._problem, "noise_type", "diagonal")
+
+        def checked(ta, tb, return_U: bool = False):
+            out = noise(ta, tb, return_U=True) if return_U else noise(ta, tb)
+            parts = out if isinstance(out, tuple) else (out,)
+            for part, what in zip(parts, ("W(tb) - W(ta)", "U")):
+                if isinstance(part, torch.Tensor) and _shape(part) != want:
+                    raise ValueError(
+                        f"{label}: the Brownian object returned {what} of shape {_shape(part)}; {kind} noise on y0 of "
+                        f"shape {_shape(y0)} needs {want} (build bm with that shape)"
+                    )
+            return out
+
+        return checked
+
     def check_step(self, y0: torch.Tensor, y1: object, method: str) -> None:
         """The first step kept the state's shape and dtype (a catch-all for paths not checked above)."""
         if not isinstance(y1, torch.Tensor) or _shape(y1) != _shape(y0) or y1.dtype != y0.dtype:

@@ -193,8 +193,9 @@ def iterate(
         targets = positions[1:]
         k, j = 0, 0
         n_probe = min(2, len(grid) - 1)
+        checked_noise = probe.checked_noise(noise, y0)
         while k < n_probe:  # the checked first steps
-            res = step(probe, grid[k], grid[k + 1], y, state, noise)
+            res = step(probe, grid[k], grid[k + 1], y, state, checked_noise)
             if k == 0:
                 probe.check_step(y0, res.x, solver.name)
             y, state = res.x, res.state
@@ -221,7 +222,8 @@ def iterate(
             if steps >= max_steps:
                 raise RuntimeError(f"adaptive stepping took more than max_steps={max_steps} steps before t = {t_out}")
             t1 = t_out if t + 1.01 * h >= t_out else t + h
-            res, err = solver.step_with_error(current, t, t1, y, state, noise)
+            res, err = solver.step_with_error(current, t, t1, y, state,
+                                              noise if current is problem else probe.checked_noise(noise, y0))
             if current is probe:
                 probe.check_step(y0, res.x, solver.name)
                 current = problem
@@ -369,8 +371,13 @@ def sdeint(
     on the first two steps) gives a RuntimeWarning naming ``dt`` and the step that would serve.
     """
     check_state(y0, "y0")
-    if y0.shape[0] < 1:
-        raise ValueError(f"y0 must hold at least one sample (batch >= 1); got shape {tuple(y0.shape)}")
+    if y0.shape[0] < 1 or y0[0].numel() < 1:
+        raise ValueError(
+            f"y0 must hold at least one sample of at least one coordinate (batch >= 1, non-empty event shape); "
+            f"got shape {tuple(y0.shape)}"
+        )
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
     times = _as_times(ts)
     dt = _check_dt(dt, "dt")
     _check_tolerances(rtol, atol, dt_min)
