@@ -232,3 +232,47 @@ def test_sample_refuses_a_crafted_checkpoint_config(files, capsys):
     (folder / "config.json").write_text(json.dumps(config))
     err = _error(capsys, ["sample", "--ckpt", "run", "--n", "4", "--steps", "2", "--out", "s", "--quiet"])
     assert f"{folder / 'config.json'}" in err and "refusing to build it" in err
+
+
+# --------------------------------------------------------------------------------- the top-level handler
+def test_out_of_memory_is_a_user_error_and_other_runtime_errors_keep_their_traceback(capsys, monkeypatch):
+    # Expected: torch's CPU allocation failure (what `sample --n 100000000000` or `fokker-planck --cells
+    # 1000000` raise: 745 GiB / 7.3 TiB) becomes one line naming the size and the flags to lower, exit 2;
+    # any other RuntimeError is a bug and must propagate with its traceback, not be swallowed as exit 2.
+    import sdeflow.cli.solvers as solvers_cli
+
+    def oom(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 800000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(solvers_cli, "run", oom)
+    err = _error(capsys, ["solvers"])
+    assert "not enough memory (745 GiB in one piece)" in err and "--n" in err
+
+    def bug(args):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(solvers_cli, "run", bug)
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        main(["solvers"])
+
+
+def test_likelihood_of_a_checkpoint_on_data_of_another_shape(files, capsys):
+    # Before: RuntimeError "size of tensor a (3) must match ... (2)" from the normalization. Expected: exit 2
+    # naming --data, its item shape (3,) and the model's (2,).
+    assert main(["train", "--data", "d.npz", "--steps", "2", "--out", "run", *TINY]) == 0
+    np.save("x3.npy", np.zeros((10, 3), dtype="float32"))
+    err = _error(capsys, ["likelihood", "--checkpoint", "run", "--data", "x3.npy", "--quiet"])
+    assert "--data x3.npy holds items of shape (3,); the checkpoint's model takes (2,)" in err
+    # A damaged config.json (a list) is one line too (before: AttributeError in `sample --ckpt`).
+    (resolve_checkpoint("run") / "config.json").write_text("[1, 2]")
+    err = _error(capsys, ["sample", "--ckpt", "run", "--n", "4", "--out", "s", "--quiet"])
+    assert "config.json: expected a JSON object; got list" in err
+
+
+def test_sample_takes_target_options(files):
+    # Expected: `--target gaussian` (listed in --help) needs mean and std; before, sample had no way to give
+    # them. A comma list of numbers is a list: mean=0,0 is the 2-D origin, and the samples have 2 columns.
+    assert main(["sample", "--target", "gaussian", "--target-option", "mean=0,0", "--target-option", "std=1",
+                 "--n", "50", "--steps", "3", "--floor-boot", "2", "--out", "g", "--quiet"]) == 0
+    assert np.load("g/samples.npz")["samples"].shape == (50, 2)

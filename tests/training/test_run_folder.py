@@ -178,7 +178,8 @@ def test_a_config_whose_data_shape_disagrees_with_the_network_is_refused(tmp_pat
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"event_shape \[100000, 100000\] differs from the network's \[2\]"):
         load_checkpoint_model(folder)
-    config["process"] = "vp"
+    config["data"]["event_shape"] = [2]
+    config["process"] = {"config": {}}  # no name
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="process configuration is malformed"):
         load_checkpoint_model(folder)
@@ -271,3 +272,20 @@ def test_sigkill_at_an_arbitrary_moment_of_a_run_leaves_a_loadable_run(tmp_path)
         proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     _resumes_exactly(out, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "file, text, message",
+    [
+        ("config.json", "[1, 2]", "config.json: expected a JSON object; got list"),
+        ("config.json", '{"process": {}, "model": {}}', "expected an object under 'data'"),
+        ("state.json", "{}", "state.json: expected an object with an integer 'step' >= 0"),
+    ],
+)
+def test_a_damaged_checkpoint_json_is_a_value_error(tmp_path, file, text, message):
+    # Expected: read_checkpoint checks the layout training writes, so evaluate/sample/likelihood fail with a
+    # ValueError naming the file (before: AttributeError / KeyError 'step' / KeyError 'data' tracebacks).
+    _trainer(tmp_path, steps=2).fit()
+    (resolve_checkpoint(tmp_path) / file).write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_checkpoint(tmp_path)

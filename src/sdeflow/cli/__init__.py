@@ -10,6 +10,7 @@ import argparse
 import importlib
 import pickle
 import pkgutil
+import re
 import sys
 from typing import Sequence
 
@@ -50,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"sdeflow {args.command}: error: {_describe(err)}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise  # a bug: keep its traceback
+        print(f"sdeflow {args.command}: error: {_describe_memory(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as err:
         detail = f": {err}" if str(err) else ""
         print(f"sdeflow {args.command}: interrupted{detail}", file=sys.stderr)
@@ -73,3 +79,25 @@ def _describe(err: BaseException) -> str:
         target = f"{err.filename!s}" + (f" -> {err.filename2!s}" if err.filename2 else "")
         return f"{target}: {err.strerror}"
     return str(err) or type(err).__name__
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """An allocation the machine cannot serve (CPU or GPU): the request was too large, not a bug."""
+    import torch
+
+    if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(err)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
+def _describe_memory(err: BaseException) -> str:
+    match = re.search(r"tried to allocate (\d+) bytes|tried to allocate ([0-9.]+ [KMGT]iB)", str(err), re.IGNORECASE)
+    size = None
+    if match:
+        size = f"{int(match.group(1)) / 2**30:.3g} GiB" if match.group(1) else match.group(2)
+    asked = f" ({size} in one piece)" if size else ""
+    return (
+        f"not enough memory{asked}; ask for less: fewer samples, paths, points or grid cells (--n, --paths, "
+        "--chunk, --cells, --batch-size) or a smaller network"
+    )

@@ -189,9 +189,9 @@ def save_array(path: Path, x: torch.Tensor, **extra: Any) -> None:
 
 
 def parse_options(items: list[str] | None, flag: str = "-o/--option", example: str = "eta=0.5") -> dict[str, Any]:
-    """``["eta=0.5", "order=2", "flag=true"]`` -> ``{"eta": 0.5, "order": 2, "flag": True}``.
+    """``["eta=0.5", "order=2", "flag=true", "mean=0,1"]`` -> ``{"eta": 0.5, "order": 2, "flag": True, "mean": [0, 1]}``.
 
-    ``flag`` and ``example`` name the argument in errors.
+    A comma-separated list of numbers becomes a list. ``flag`` and ``example`` name the argument in errors.
     """
     out: dict[str, Any] = {}
     for item in items or []:
@@ -204,13 +204,21 @@ def parse_options(items: list[str] | None, flag: str = "-o/--option", example: s
             value = low == "true"
         elif low in ("none", "null"):
             value = None
+        elif "," in raw:
+            parts = [_number(v) for v in raw.split(",")]
+            value = parts if all(not isinstance(v, str) for v in parts) else raw
         else:
-            try:
-                value = int(raw)
-            except ValueError:
-                try:
-                    value = float(raw)
-                except ValueError:
-                    value = raw
+            value = _number(raw)
         out[key.strip()] = value
     return out
+
+
+def _number(raw: str) -> int | float | str:
+    """``"2"`` -> 2, ``"0.5"`` -> 0.5, anything else unchanged."""
+    try:
+        return int(raw)
+    except ValueError:
+        try:
+            return float(raw)
+        except ValueError:
+            return raw

@@ -60,6 +60,12 @@ def run_likelihood(args: argparse.Namespace) -> dict:
         if args.data is None:
             raise ValueError("--data FILE is required with --checkpoint (the points whose likelihood is measured)")
         x = _load_samples(args.data, args.data_key, "--data")[:n]
+        event_shape = tuple(config["data"]["event_shape"])
+        if tuple(x.shape[1:]) != event_shape:
+            raise ValueError(
+                f"--data {args.data} holds items of shape {tuple(x.shape[1:])}; the checkpoint's model takes {event_shape}: "
+                "pass data of the kind it was trained on"
+            )
         transform = config.get("data", {}).get("transform")
         if transform:
             shift = torch.as_tensor(transform["shift"], dtype=x.dtype)

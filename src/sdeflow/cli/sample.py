@@ -19,7 +19,7 @@ def _build_target_model(args: argparse.Namespace):
     from .. import processes, targets
     from ..models import check_prediction
 
-    target = targets.get(args.target)
+    target = targets.get(args.target, **parse_options(args.target_option, "--target-option", "std=0.1"))
     process = processes.get(args.process)
     prediction = check_prediction(args.prediction, "--prediction")
     return target, process, target.model(process, prediction)
@@ -36,21 +36,16 @@ def _solver_label(args: argparse.Namespace, options: dict) -> str:
 
 def run_checkpoint(args: argparse.Namespace, out: Path) -> dict:
     """``--ckpt``: sample a trained model (EMA weights) with any solver; nothing else is needed."""
-    import json
-
     from .. import plots
     from ..solvers import get as get_solver
-    from ..training import sample_checkpoint
+    from ..training import read_checkpoint, sample_checkpoint
 
     path = Path(args.ckpt)
-    config_path = path / "config.json" if path.is_dir() else path.with_suffix(".json")
     options = parse_options(args.option)
     solver = args.solver  # None: the default configuration
     name = _solver_label(args, options)
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError):
-        config = {}
+    # The checkpoint's config (of the newest checkpoint for a run folder), checked as it is read.
+    config = read_checkpoint(path).config
     if config.get("stochastic_sampling_valid") is False and bool(get_solver(solver or "ipndm", **options).stochastic):
         print(
             f"warning: {path} was trained with an optimal-transport coupling; its velocity is not a marginal "
@@ -145,6 +140,8 @@ def register(sub) -> None:
     p.add_argument("--label", type=int, default=None, help="with --ckpt: class label of a conditional model")
     p.add_argument("--guidance", type=float, default=1.0, help="with --ckpt and --label: classifier-free guidance scale")
     p.add_argument("--target", default="ring2d", help="exact-score target: ring2d, mixture64d, gaussian (default ring2d)")
+    p.add_argument("--target-option", action="append", metavar="NAME=VALUE",
+                   help="target option, repeatable (e.g. for gaussian: --target-option mean=0 --target-option std=1)")
     p.add_argument("--process", default="edm", help="process: vp, subvp, ve, edm, cosine, linear (default edm)")
     p.add_argument("--prediction", default="eps", help="prediction kind of the model: eps, x0, v, score, velocity")
     p.add_argument("--solver", default=None,

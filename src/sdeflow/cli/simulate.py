@@ -36,7 +36,9 @@ def _model(name: str, params: list[str] | None):
     if unknown:
         raise ValueError(f"--param {sorted(unknown)} unknown for model {name!r}; it takes {sorted(known)}")
     for key, value in options.items():  # tuples for MultiGBM, given as 100,80
-        if isinstance(value, str) and "," in value:
+        if isinstance(value, list):
+            options[key] = tuple(float(v) for v in value)
+        elif isinstance(value, str) and "," in value:
             options[key] = _floats(value, f"--param {key}")
     if name == "multigbm" and "corr" in options and not isinstance(options["corr"], tuple):
         rho = float(options["corr"])

@@ -326,7 +326,47 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             out[name] = json.loads(file.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{file}: not readable JSON ({err}); the checkpoint is damaged") from err
+    _check_layout(folder, out["config"], out["metrics"], out["state"])
     return Checkpoint(folder, out["config"], out["metrics"], out["state"])
+
+
+def _is_numbers(value: Any) -> bool:
+    """A number or a (nested) list of numbers, as a stored normalization shift or scale is."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return isinstance(value, list) and len(value) > 0 and all(_is_numbers(v) for v in value)
+
+
+def _check_layout(folder: Path, config: Any, metrics: Any, state: Any) -> None:
+    """The JSON files hold what training writes, so that readers fail here with a message, not with a KeyError."""
+
+    def damaged(file: str, what: str) -> ValueError:
+        return ValueError(f"{folder / file}: {what}; the checkpoint is damaged (or not written by sdeflow training)")
+
+    if not isinstance(config, dict):
+        raise damaged("config.json", f"expected a JSON object; got {type(config).__name__}")
+    for key in ("process", "model", "data"):
+        if not isinstance(config.get(key), dict):
+            raise damaged("config.json", f"expected an object under {key!r}; got {type(config.get(key)).__name__}")
+    net = config["model"].get("net")
+    if not (isinstance(net, dict) and isinstance(net.get("kind"), str) and isinstance(net.get("config"), dict)):
+        raise damaged("config.json", 'expected model.net = {"kind": ..., "config": {...}}')
+    data = config["data"]
+    shape = data.get("event_shape")
+    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
+        raise damaged("config.json", f"data.event_shape must be a list of integers >= 1; got {shape!r}")
+    transform = data.get("transform")
+    if transform is not None and not (
+        isinstance(transform, dict) and _is_numbers(transform.get("shift")) and _is_numbers(transform.get("scale"))
+    ):
+        raise damaged("config.json", f"data.transform must be null or {{'shift': numbers, 'scale': numbers}}; got {transform!r}")
+    if not isinstance(metrics, dict):
+        raise damaged("metrics.json", f"expected a JSON object; got {type(metrics).__name__}")
+    step = state.get("step") if isinstance(state, dict) else None
+    if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+        raise damaged("state.json", f"expected an object with an integer 'step' >= 0; got {state if not isinstance(state, dict) else step!r}")
 
 
 def process_from_config(config: dict[str, Any]):
