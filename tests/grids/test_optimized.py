@@ -108,3 +108,30 @@ def test_tuned_coefficients_beat_plain_ipndm_on_their_target():
                            grid=OptimizedGrid("ipndm", family="mixture64d", order=3)).samples
     rms = lambda s: float((s - ref).norm(dim=1).pow(2).mean().sqrt())
     assert rms(tuned) < rms(plain), (rms(tuned), rms(plain))
+
+
+def test_stored_levels_are_kept_on_a_process_whose_range_holds_them():
+    # The probability-flow ODE in (x/alpha, rho) is the same on every process: on VP (noise levels
+    # 0.0105 to 152) the stored interior levels of the default 8-step iPNDM-3 grid are used exactly
+    # (rel. 1e-9), the first level is VP's own start (152.2); before, the whole grid was stretched
+    # onto VP's range and its last level moved from 0.052 to about 0.11.
+    grid = OptimizedGrid("ipndm", order=3)
+    stored = grid.levels(8)[1:]
+    p = VP()
+    ts = grid(p, 8)
+    rho = p.noise_level(ts[:-1])
+    torch.testing.assert_close(rho[1:], torch.tensor(stored, dtype=torch.float64), rtol=1e-9, atol=0)
+    assert abs(float(rho[0]) - float(p.noise_level(p.T))) < 1e-9 * float(rho[0])
+
+
+def test_tuned_ab_uses_its_coefficients_on_vp():
+    # tuned_ab's lookup compared the whole grid, start level included, with levels stored on EDM's
+    # range (start 80): on VP (start 152) it found nothing and ran as iPNDM-3, bit for bit. It now
+    # compares the interior levels: on VP its samples differ from iPNDM-3's on the same grid.
+    p = VP()
+    g = targets.mixture64d(seed=64)
+    x = p.prior_sample((8, 64), seeds=0, dtype=torch.float64)
+    grid = OptimizedGrid("tuned_ab", family="mixture64d")
+    tuned = sdeflow.sample(g.model(p, "eps"), p, x, solver="tuned_ab", family="mixture64d", grid=grid, steps=8).samples
+    plain = sdeflow.sample(g.model(p, "eps"), p, x, solver="ipndm", order=3, grid=grid, steps=8).samples
+    assert not torch.equal(tuned, plain)

@@ -14,8 +14,9 @@ grid and from the optimized grid of the previous step count.
 
 Shipped grids live in ``optimized_grids.json`` next to this module; ``benchmarks/optimize_grids.py``
 regenerates them. A stored grid was optimized on the EDM range (noise 80 down to the final level);
-on another process its log noise levels are mapped linearly onto ``[log rho(t_min), log rho(T)]``,
-and a step count that is not stored is interpolated log-linearly from the nearest stored one, as
+on another process the interior noise levels are used as they are (the ODE in ``(x/alpha, rho)`` does
+not depend on the process) when they fit inside its range ``(rho(t_min), rho(T))``, else mapped
+linearly in log onto that range; and a step count that is not stored is interpolated log-linearly from the nearest stored one, as
 Align Your Steps does.
 """
 
@@ -122,15 +123,21 @@ class OptimizedGrid(TimeGrid):
         return _interpolate([float(e["rho_max"])] + [float(v) for v in e["levels"]], steps)
 
     def _interior(self, process, t_max, t_min, n):
-        levels = np.log(np.asarray(self.levels(n), dtype=np.float64))
-        lo, hi = math.log(float(process.noise_level(t_min))), math.log(float(process.noise_level(t_max)))
+        levels = np.asarray(self.levels(n), dtype=np.float64)
+        lo, hi = float(process.noise_level(t_min)), float(process.noise_level(t_max))
         if not math.isfinite(hi):
             raise ValueError("OptimizedGrid needs a finite noise level at t_max; start the grid below T")
-        stored_hi, stored_lo = levels[0], math.log(self._rho_min())
-        # Map the stored EDM-range levels linearly (in log) onto this process's range [rho(t_min), rho(t_max)].
-        same = abs(hi - stored_hi) + abs(lo - stored_lo) <= 1e-9
-        mapped = levels if same else lo + (levels - stored_lo) * (hi - lo) / (stored_hi - stored_lo)
-        return process.t_from_noise_level(torch.as_tensor(np.exp(mapped), dtype=torch.float64))
+        # The probability-flow ODE in (x/alpha, rho) is the same on every process, so the stored
+        # interior levels are used as they are whenever they fit strictly inside this process's
+        # range; only the first level becomes the process's own start. Levels that do not fit are
+        # mapped linearly in log onto [rho(t_min), rho(t_max)] instead.
+        interior = levels[1:]
+        if not (bool((interior < hi).all()) and bool((interior > lo).all())):
+            stored_hi, stored_lo = math.log(levels[0]), math.log(self._rho_min())
+            logs = np.log(interior)
+            interior = np.exp(math.log(lo) + (logs - stored_lo) * (math.log(hi) - math.log(lo)) / (stored_hi - stored_lo))
+        mapped = np.concatenate([[hi], interior])
+        return process.t_from_noise_level(torch.as_tensor(mapped, dtype=torch.float64))
 
     def __call__(self, process, steps: int) -> torch.Tensor:
         if steps == 1:

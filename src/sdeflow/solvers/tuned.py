@@ -13,14 +13,20 @@ __all__ = ["TunedAB", "tuned_entry"]
 
 
 def tuned_entry(family: str, levels: list[float]) -> dict | None:
-    """The stored ``tuned_ab`` entry of ``family`` whose grid has these noise levels (rel. 1e-6), if any."""
+    """The stored ``tuned_ab`` entry of ``family`` whose grid has these noise levels (rel. 1e-6), if any.
+
+    ``levels`` are the grid's positive noise levels ``rho_0 > ... > rho_{n-1}``; the first is the
+    process's own start (80 on EDM, about 152 on VP), so only the interior levels are compared
+    (:class:`~sdeflow.grids.OptimizedGrid` keeps them as stored on every process whose range holds them).
+    """
     from ..grids.optimized import load_table
 
     for e in load_table()["entries"]:
         if e["family"] != family or e["solver"] != "tuned_ab" or "coefficients" not in e:
             continue
-        stored = [float(e["rho_max"])] + [float(v) for v in e["levels"]]
-        if len(stored) == len(levels) and all(abs(a - b) <= 1e-6 * max(abs(a), 1e-12) for a, b in zip(stored, levels)):
+        stored = [float(v) for v in e["levels"]]
+        given = levels[1:]
+        if len(stored) == len(given) and all(abs(a - b) <= 1e-6 * max(abs(a), 1e-12) for a, b in zip(stored, given)):
             return e
     return None
 
