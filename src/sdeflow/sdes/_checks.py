@@ -181,9 +181,9 @@ class FirstSteps:
         if _shape(y) != _shape(x0):
             return None
         f1 = self._problem.drift(t0, y)
-        with torch.no_grad():
-            dx = float((y.detach() - x0.detach()).to(torch.float64).norm())
-            df = float((f1.detach() - f0.detach()).to(torch.float64).norm())
+        with torch.no_grad():  # two norms, one host sync
+            norms = torch.stack((torch.linalg.vector_norm(y - x0), torch.linalg.vector_norm(f1 - f0)))
+            dx, df = norms.double().tolist()
         if not (dx > 0 and math.isfinite(dx) and math.isfinite(df)):
             return None
         return df / dx
@@ -213,7 +213,8 @@ def check_finite_start(y0: torch.Tensor, label: str, name: str = "y0") -> None:
 
 
 def check_finite_end(out: torch.Tensor, times: list[float], label: str, hint: str) -> None:
-    """A FloatingPointError (one host sync) if the last output of a trajectory ``out`` is not finite.
+    """A FloatingPointError (one host sync) if the last output of a trajectory ``out`` is not finite
+    (a ValueError naming y0 if the first output, ``y0`` itself, is not).
 
     A non-finite value propagates to the end of the solve, so the last output is enough to detect
     it; only then are the outputs searched for the first non-finite time (the failure path).
@@ -222,6 +223,8 @@ def check_finite_end(out: torch.Tensor, times: list[float], label: str, hint: st
         return
     finite = torch.isfinite(out.detach()).reshape(out.shape[0], -1).all(dim=1)
     first = int((~finite).nonzero()[0, 0])
+    if first == 0:
+        check_finite_start(out[0], label)  # raises: y0 itself is not finite
     raise FloatingPointError(
         f"{label}: the solution became NaN or infinite (first at output {first}, t = {times[first]:g}). {hint}"
     )
