@@ -32,11 +32,11 @@ update is written as a cubic in ``dW`` (``I_(1,1)``, ``I_(1,1,1)`` expanded):
     C0 = x + h sum alpha_i f_i - sqrt|h| sum beta2_i G_i / 2,   CU = sum beta3_i G_i / h,
     C1 = sum (beta1_i - beta4_i / 2) G_i,  C2 = sum beta2_i G_i / (2 sqrt|h|),  C3 = sum beta4_i G_i / (6 |h|),
 
-so every ``C`` (and the error estimate's rows) is a fixed linear combination of ``x, f_i, G_i``,
-computed as a chain of elementwise multiply-adds (not a matrix product, whose kernel and last bits
-depend on the batch width: a sample must not change with its batch), then Horner's rule (four fused
-ops). The coefficients are built once per distinct step ``h`` (a fixed grid has a handful) and
-cached in the plan; :meth:`init` hands the
+so every ``C`` (and the error estimate's rows) is a fixed linear combination of ``x, f_i, G_i``:
+one ``stack``, one broadcast product with the coefficient matrix and one add per column (not a
+matrix product, whose kernel and last bits depend on the batch width: a sample must not change with
+its batch), then Horner's rule (four fused ops). The matrices are built once per distinct step ``h``
+(a fixed grid has a handful) and cached in the plan; :meth:`init` hands the
 plan to the steps as the solver state.
 
 The space-time integral ``U`` comes from the Brownian object, with ``dW``, in one call
@@ -224,15 +224,17 @@ class _Plan:
         exec(compile("\n".join(lines), f"<srk plan {id(self):x}>", "exec"), scope)
         return scope["fast"]
 
-    def matrices(self, h: float, dtype: torch.dtype, device: torch.device) -> tuple[tuple, ...]:
-        """The contraction coefficients for the step ``h``: per part, one tuple of floats per row (cached)."""
-        hit = self._cache.get(h)
+    def matrices(self, h: float, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The contraction matrices for the step ``h`` (cached: a fixed grid has few distinct steps)."""
+        key = (h, dtype, device)
+        hit = self._cache.get(key)
         if hit is None:
             if len(self._cache) >= 64:
                 self._cache.clear()
             sc = _scales(h)
-            hit = self._cache[h] = tuple(
-                tuple(tuple(c * sc[k] for c, k in r) for r in rows) for _, rows in self.parts
+            hit = self._cache[key] = tuple(
+                torch.tensor([[c * sc[k] for c, k in r] for r in rows], dtype=dtype, device=device)
+                for _, rows in self.parts
             )
         return hit
 
@@ -243,32 +245,27 @@ def _scales(h: float) -> tuple[float, ...]:
     return (1.0, h, sh, 1.0 / h, 1.0 / abs(h), 1.0 / sh)
 
 
-def _contract(k: tuple | None, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """The rows ``sum_j k_rj tensors_j`` of the contraction, each a fixed-order chain of elementwise adds.
+def _contract(k: torch.Tensor | None, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The rows ``sum_j k_rj tensors_j`` of the contraction: one broadcast product, then one add per column.
 
-    ``k`` holds one tuple of Python floats per row (zeros skipped). Elementwise multiply-adds give
-    every sample the same operations whatever its batch: a matrix product (``k @ stack(tensors)``)
-    picks its kernel by the batch width, and its last bits then depend on the batch a sample is in.
+    Elementwise products and adds, in column order, give every sample the same operations whatever
+    its batch: a matrix product (``k @ stack(tensors)``) picks its kernel by the batch width, and its
+    last bits then depend on the batch a sample is in.
     """
     if k is None:
         return ()
-    rows = []
-    for coefs in k:
-        acc = None
-        for c, t in zip(coefs, tensors):
-            if c == 0.0:
-                continue
-            if acc is None:
-                acc = t if c == 1.0 else t * c
-            else:
-                acc = torch.add(acc, t, alpha=c)
-        if acc is None:
-            acc = torch.zeros_like(tensors[0])
-        rows.append(acc)
-    if len(tensors) > 1:  # a diffusion broadcastable to the state (diagonal noise): rows of the state's shape
+    try:
+        st = torch.stack(tensors)
+    except RuntimeError:  # a diffusion broadcastable to the state (diagonal noise): expand views first
         shape = torch.broadcast_shapes(*(t.shape for t in tensors))
-        rows = [r if r.shape == shape else r.expand(shape) for r in rows]
-    return tuple(rows)
+        st = torch.stack([t.expand(shape) for t in tensors])
+    if k.dtype != st.dtype:
+        k = k.to(st.dtype)
+    prod = k.reshape(k.shape + (1,) * (st.ndim - 1)) * st  # (rows, columns, *state), a fresh tensor
+    acc = prod[:, 0]
+    for j in range(1, prod.shape[1]):
+        acc.add_(prod[:, j])  # in place: acc is column 0 of prod
+    return acc.unbind(0)
 
 
 def _add_poly(acc: torch.Tensor, c: tuple, dw: torch.Tensor, act: str, c0g: torch.Tensor | None = None) -> torch.Tensor:
