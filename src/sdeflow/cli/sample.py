@@ -34,18 +34,60 @@ def _solver_label(args: argparse.Namespace, options: dict) -> str:
     return f"default (ipndm, order {default_solver(_default_step_count(None, args.steps, args.nfe)).order})"
 
 
-def run_checkpoint(args: argparse.Namespace, out: Path) -> dict:
+def _is_grid_file(value: str | None) -> bool:
+    """``--grid`` names a tuned-grid file (``.json`` or an existing file) rather than a grid rule."""
+    from ..grids import available
+
+    if value is None or value.lower() in available():
+        return False
+    return Path(value).suffix.lower() == ".json" or Path(value).exists()
+
+
+def _load_grid_file(args: argparse.Namespace):
+    """``--grid FILE``: the tuned grid, with ``args.solver``/``args.nfe`` taken from it or checked against it.
+
+    Returns ``(tuned grid, solver options)``; the process is checked where it is known (before sampling).
+    """
+    from ..grids import load_tuned_grid
+
+    tuned = load_tuned_grid(args.grid)
+    where = f"--grid {args.grid}"
+    given = parse_options(args.option)
+    if args.solver is not None or given:
+        tuned.check_solver(args.solver or tuned.solver, given, where=where)
+    if args.nfe is not None and args.nfe != tuned.nfe:
+        raise ValueError(f"{where} was tuned for nfe={tuned.nfe}; got --nfe {args.nfe}: omit --nfe (it comes from the file)")
+    if args.steps is not None and args.steps != tuned.steps:
+        raise ValueError(f"{where} has {tuned.steps} steps; got --steps {args.steps}: omit --steps (it comes from the file)")
+    args.solver, args.nfe, args.steps = tuned.solver, tuned.nfe, None
+    return tuned, dict(tuned.solver_options)
+
+
+def _run_process(args: argparse.Namespace):
+    """The process of this run: the checkpoint's (``--ckpt``) or ``--process``."""
+    from .. import processes
+    from ..training import read_checkpoint
+    from ..training.checkpoint import process_from_config
+
+    if args.ckpt is not None:
+        return process_from_config(read_checkpoint(args.ckpt).config)
+    return processes.get(args.process)
+
+
+def run_checkpoint(args: argparse.Namespace, out: Path, tuned=None) -> dict:
     """``--ckpt``: sample a trained model (EMA weights) with any solver; nothing else is needed."""
     from .. import plots
+    from ..grids import get as get_grid
     from ..solvers import get as get_solver
     from ..training import read_checkpoint, sample_checkpoint
 
     path = Path(args.ckpt)
-    options = parse_options(args.option)
+    options = dict(tuned.solver_options) if tuned is not None else parse_options(args.option)
     solver = args.solver  # None: the default configuration
     name = _solver_label(args, options)
     # The checkpoint's config (of the newest checkpoint for a run folder), checked as it is read.
     config = read_checkpoint(path).config
+    grid = tuned if tuned is not None else (get_grid(args.grid) if args.grid else None)
     if config.get("stochastic_sampling_valid") is False and bool(get_solver(solver or "ipndm", **options).stochastic):
         print(
             f"warning: {path} was trained with an optimal-transport coupling; its velocity is not a marginal "
@@ -54,7 +96,7 @@ def run_checkpoint(args: argparse.Namespace, out: Path) -> dict:
     start = time.perf_counter()
     samples = sample_checkpoint(
         path, args.n, solver=solver, steps=args.steps, nfe=args.nfe, seed=args.seed, label=args.label,
-        guidance=args.guidance, **options,
+        guidance=args.guidance, grid=grid, **options,
     )
     seconds = time.perf_counter() - start
     save_array(out / f"samples.{args.format}", samples)
@@ -64,7 +106,9 @@ def run_checkpoint(args: argparse.Namespace, out: Path) -> dict:
     else:
         plots.scatter(out / "samples.png", samples, title=f"{path.name}: {name}")
     report = {"checkpoint": str(path), "solver": name, "solver_options": options, "n": args.n, "seed": args.seed,
-              "steps": args.steps, "nfe_budget": args.nfe, "seconds": seconds}
+              "steps": args.steps, "nfe_budget": args.nfe, "grid": args.grid, "seconds": seconds}
+    if tuned is not None:
+        report["ts"] = list(tuned.ts)  # the tuned grid is used as given
     write_json(out / "metrics.json", report)
     if not args.quiet:
         print(f"{args.n} samples from {path} with {name} ({seconds:.2f} s)")
@@ -80,14 +124,16 @@ def run_sample(args: argparse.Namespace) -> dict:
     if args.n < 2:
         raise ValueError(f"--n must be >= 2; got {args.n}")
     fmt = args.format
+    tuned, options = _load_grid_file(args) if _is_grid_file(args.grid) else (None, parse_options(args.option))
+    if tuned is not None:  # a grid of another process is refused before the output folder is made
+        tuned.check_process(_run_process(args), where=f"--grid {args.grid}")
     out = prepare_out_dir(args.out, "sdeflow-sample", [f"samples.{fmt}", "samples.png", "metrics.json"], args.overwrite)
     if args.ckpt is not None:
-        return run_checkpoint(args, out)
+        return run_checkpoint(args, out, tuned)
     dtype = torch.float64 if args.float64 else torch.float32
     target, process, model = _build_target_model(args)
     x = process.prior_sample((args.n, *target.event_shape), seeds=args.seed, dtype=dtype)
-    options = parse_options(args.option)
-    grid = get_grid(args.grid) if args.grid else None
+    grid = tuned if tuned is not None else (get_grid(args.grid) if args.grid else None)
     start = time.perf_counter()
     result = sample(
         model,
@@ -115,6 +161,8 @@ def run_sample(args: argparse.Namespace) -> dict:
         "solver_options": options,
         "steps": len(result.ts) - 1,
         "nfe": result.nfe,
+        "grid": args.grid,
+        "ts": result.ts.tolist(),
         "n": args.n,
         "seed": args.seed,
         "seconds": seconds,
@@ -151,7 +199,9 @@ def register(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, default=None, help="number of steps")
     g.add_argument("--nfe", type=int, default=None, help="budget of model calls (never exceeded)")
-    p.add_argument("--grid", default=None, help="time grid: karras, uniform, logsnr, polynomial (default: the process's)")
+    p.add_argument("--grid", default=None,
+                   help="time grid: karras, uniform, logsnr, polynomial (default: the solver's), or a tuned-grid JSON file "
+                        "written by `sdeflow tune-grid` (its solver, options and nfe are used; the process must match)")
     p.add_argument("--n", type=int, default=2000, help="number of samples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="first per-sample seed (default 0)")
     p.add_argument("--format", choices=["npz", "pt"], default="npz", help="sample file format")

@@ -9,8 +9,9 @@ import torch
 from .base import Explicit, TimeGrid, validate_ts
 from .optimized import OptimizedGrid
 from .schedules import Karras, Polynomial, UniformLogSNR, UniformT
+from .tuning import GridScore, TunedGrid, load_tuned_grid, tune_grid
 
-__all__ = ["OptimizedGrid", "TimeGrid", "Explicit", "UniformT", "Karras", "UniformLogSNR", "Polynomial", "available", "get", "validate_ts"]
+__all__ = ["OptimizedGrid", "TunedGrid", "GridScore", "tune_grid", "load_tuned_grid", "TimeGrid", "Explicit", "UniformT", "Karras", "UniformLogSNR", "Polynomial", "available", "get", "validate_ts"]
 
 _REGISTRY = {"uniform": UniformT, "karras": Karras, "logsnr": UniformLogSNR, "polynomial": Polynomial}
 
