@@ -135,3 +135,22 @@ def test_tuned_ab_uses_its_coefficients_on_vp():
     tuned = sdeflow.sample(g.model(p, "eps"), p, x, solver="tuned_ab", family="mixture64d", grid=grid, steps=8).samples
     plain = sdeflow.sample(g.model(p, "eps"), p, x, solver="ipndm", order=3, grid=grid, steps=8).samples
     assert not torch.equal(tuned, plain)
+
+
+@pytest.mark.parametrize("process", [EDM(), VP()], ids=["edm", "vp"])
+def test_every_stored_grid_loads_and_follows_the_grid_convention(process):
+    # Every entry of the shipped table (each family, solver, options and step count) gives, on EDM
+    # and on VP, a strictly decreasing grid of steps + 1 times from the process's T to 0, every
+    # positive time at or above the process's t_min, and the tuned_ab entries carry one coefficient
+    # row of 1 to min(i + 1, 3) weights per step.
+    for e in load_table()["entries"]:
+        grid = OptimizedGrid(e["solver"], family=e["family"], **e["options"])
+        n = int(e["steps"])
+        ts = grid(process, n)
+        assert ts.shape == (n + 1,), (e["family"], e["solver"], n)
+        assert float(ts[0]) == process.T and float(ts[-1]) == 0.0
+        assert bool((ts[1:] < ts[:-1]).all())
+        assert bool((ts[:-1] >= process.t_min * (1 - 1e-9)).all()), (e["family"], e["solver"], n, ts.tolist())
+        if e["solver"] == "tuned_ab":
+            rows = e["coefficients"]
+            assert len(rows) == n and all(1 <= len(r) <= min(i + 1, 3) for i, r in enumerate(rows))

@@ -16,7 +16,8 @@ Shipped grids live in ``optimized_grids.json`` next to this module; ``benchmarks
 regenerates them. A stored grid was optimized on the EDM range (noise 80 down to the final level);
 on another process the interior noise levels are used as they are (the ODE in ``(x/alpha, rho)`` does
 not depend on the process) when they fit inside its range ``(rho(t_min), rho(T))``, else mapped
-linearly in log onto that range; and a step count that is not stored is interpolated log-linearly from the nearest stored one, as
+linearly in log onto that range; a level below ``rho(t_min)`` is raised to it (a model is trained down
+to ``t_min``, not below); and a step count that is not stored is interpolated log-linearly from the nearest stored one, as
 Align Your Steps does.
 """
 
@@ -136,6 +137,13 @@ class OptimizedGrid(TimeGrid):
             stored_hi, stored_lo = math.log(levels[0]), math.log(self._rho_min())
             logs = np.log(interior)
             interior = np.exp(math.log(lo) + (logs - stored_lo) * (math.log(hi) - math.log(lo)) / (stored_hi - stored_lo))
+        # A level below rho(t_min) (the optimizer may push the last one past the trained range) is
+        # raised to it; a tail that this makes equal is spread geometrically down to rho(t_min).
+        below = np.nonzero(interior <= lo)[0]
+        if below.size:
+            k = int(below[0])
+            top = interior[k - 1] if k > 0 else hi
+            interior = np.concatenate([interior[:k], np.geomspace(top, lo, len(interior) - k + 1)[1:]])
         mapped = np.concatenate([[hi], interior])
         return process.t_from_noise_level(torch.as_tensor(mapped, dtype=torch.float64))
 
