@@ -46,6 +46,18 @@ ODE_ALIASES = {"heun2": "heun", "explicit_euler": "euler", "rk4": "rk4", "dopri5
 _SAFETY, _FAC_MIN, _FAC_MAX = 0.9, 0.2, 10.0
 
 
+def _get_method(method: Any, names: list[str]) -> Solver:
+    """``method`` (a registered name or a Solver object) as a solver; errors name ``method``."""
+    if not isinstance(method, (str, Solver)):
+        raise TypeError(
+            f"method must be a method name (e.g. {names[0]!r}) or a sdeflow Solver; got {type(method).__name__} {method!r}"
+        )
+    try:
+        return get_solver(method)
+    except ValueError as err:
+        raise ValueError(f"method {method!r}: {err} (shortcuts: {names})") from err
+
+
 def resolve_method(method: str | Solver | None, sde: SDE) -> Solver:
     """The solver for ``method`` (a sdeflow name, a torchsde alias, or a solver object) on ``sde``.
 
@@ -64,7 +76,7 @@ def resolve_method(method: str | Solver | None, sde: SDE) -> Solver:
             check_method(get_solver("sri2"), sde)  # raises with the methods that serve
     if isinstance(method, str):
         method = SDE_ALIASES.get(method, method)
-    solver = get_solver(method)
+    solver = _get_method(method, sorted(set(SDE_ALIASES) | {"srk"}))
     if solver.needs != "sde" or not solver.stochastic:
         raise ValueError(
             f"method {solver.name!r} is not a general SDE method; use one of {sorted(set(SDE_ALIASES) | {'srk'})} "
@@ -383,6 +395,11 @@ def sdeint(
     _check_tolerances(rtol, atol, dt_min)
     if error_norm not in ("batch", "sample"):
         raise ValueError(f"error_norm must be 'batch' or 'sample'; got {error_norm!r}")
+    if bm is not None and not callable(bm):
+        raise TypeError(
+            f"bm must be a Brownian object bm(ta, tb) -> W(tb) - W(ta) (e.g. sdeflow.noise.BrownianPath) or None; "
+            f"got {type(bm).__name__}"
+        )
     if max_steps is None:
         max_steps = MAX_ADAPTIVE_STEPS if adaptive else MAX_FIXED_STEPS
     max_steps = check_int(max_steps, "max_steps")
@@ -501,11 +518,13 @@ def odeint(
     if y0.numel() == 0:
         raise ValueError(f"y0 must hold at least one value; got an empty tensor of shape {tuple(y0.shape)}")
     times = _as_times(t, "t")
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options must be a dict such as {{'step_size': 0.01}} or None; got {type(options).__name__}")
     options = dict(options or {})
     method = "dopri5" if method is None else method
     if isinstance(method, str):
         method = ODE_ALIASES.get(method, method)
-    solver = get_solver(method)
+    solver = _get_method(method, ["dopri5", "euler", "midpoint", "heun", "rk4"])
     if solver.stochastic or solver.ode_order is None:
         raise ValueError(f"method {solver.name!r} is not an ODE method; use dopri5, euler, midpoint, heun or rk4")
     problem = func if isinstance(func, SDE) else ODEFunction(func, y0)
@@ -513,6 +532,15 @@ def odeint(
     known = {"step_size", "first_step", "max_num_steps", "dt_min"}
     if set(options) - known:
         raise ValueError(f"unknown options {sorted(set(options) - known)}; odeint accepts {sorted(known)}")
+    # An option of the other kind of method would be ignored: refuse it rather than solve without it.
+    serves = {"first_step", "max_num_steps", "dt_min"} if adaptive else {"step_size", "max_num_steps"}
+    if set(options) - serves:
+        kind = "the adaptive method" if adaptive else "the fixed-step method"
+        other = "a fixed-step method (euler, midpoint, heun, rk4)" if adaptive else "method='dopri5'"
+        raise ValueError(
+            f"options {sorted(set(options) - serves)} do not apply to {kind} {solver.name!r}, which takes "
+            f"{sorted(serves)}; drop them, or choose {other}"
+        )
     _check_tolerances(rtol, atol, 0.0)
     max_num = check_int(options.get("max_num_steps", 10**6), "options['max_num_steps']")
     if adaptive:
