@@ -17,6 +17,7 @@ cheap, their derivatives, the log-SNR and its exact inverse); this base class de
 from __future__ import annotations
 
 import math
+import operator
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -26,6 +27,19 @@ from .._utils import Time, as_time, check_state, expand_to
 from ..noise.rng import randn
 
 __all__ = ["DiffusionProcess"]
+
+
+def _check_shape(shape: object) -> tuple[int, ...]:
+    """A sample shape ``(batch, *event_shape)`` of non-negative integers."""
+    try:
+        if isinstance(shape, (str, bytes)) or any(isinstance(n, bool) for n in shape):  # type: ignore[union-attr]
+            raise TypeError
+        out = tuple(operator.index(n) for n in shape)  # type: ignore[union-attr]
+    except TypeError:
+        out = ()
+    if not out or any(n < 0 for n in out):
+        raise ValueError(f"shape must be (batch, *event_shape), a tuple of integers >= 0 such as (16, 2); got {shape!r}")
+    return out
 
 
 class DiffusionProcess(ABC):
@@ -145,6 +159,7 @@ class DiffusionProcess(ABC):
         Noise comes from ``seeds`` (per-sample, see :func:`sdeflow.noise.randn`) or ``generator``.
         """
         check_state(x0, "x0")
+        self.check_time(t)
         eps = randn(x0.shape, seeds=seeds, generator=generator, dtype=x0.dtype, device=x0.device)
         return self.marginal(x0, t, eps), eps
 
@@ -165,7 +180,8 @@ class DiffusionProcess(ABC):
 
         With integer ``seeds`` each sample's noise depends on its own seed only, not on the batch.
         """
-        z = randn(tuple(shape), seeds=seeds, generator=generator, dtype=dtype, device=device)
+        shape = _check_shape(shape)
+        z = randn(shape, seeds=seeds, generator=generator, dtype=dtype, device=device)
         return self.prior_std() * z
 
     def prior_log_prob(self, x: torch.Tensor) -> torch.Tensor:

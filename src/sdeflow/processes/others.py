@@ -131,6 +131,8 @@ class Cosine(DiffusionProcess):
         if self.T >= 1.0:
             raise ValueError(f"T must be < 1 (alpha(1) = 0 for the cosine schedule); got T={T}")
         self.t_min = check_positive(t_min, "t_min")
+        if self.t_min >= self.T:
+            raise ValueError(f"t_min must be < T; got t_min={t_min}, T={T}")
         self._log_c0 = math.log(math.cos(0.5 * math.pi * s / (1.0 + s)))
 
     def config(self) -> dict[str, Any]:
@@ -193,6 +195,8 @@ class Linear(DiffusionProcess):
         if self.T > 1.0:
             raise ValueError(f"T must be <= 1 for the linear interpolant; got T={T}")
         self.t_min = check_positive(t_min, "t_min")
+        if self.t_min >= self.T:
+            raise ValueError(f"t_min must be < T; got t_min={t_min}, T={T}")
 
     def config(self) -> dict[str, Any]:
         return {"T": self.T, "t_min": self.t_min}
