@@ -390,6 +390,8 @@ class GaussianMixture:
                 f"{name} must have shape (batch, *event_shape) = (batch, {', '.join(map(str, self._event_shape))}); "
                 f"got shape {tuple(x.shape)}"
             )
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} holds NaN or infinite values; the exact target is evaluated at finite points only")
         device = self._compute_device(x.device)
         return x.reshape(x.shape[0], self.dim).to(device=device, dtype=torch.float64)
 
@@ -402,6 +404,8 @@ class GaussianMixture:
         if not isinstance(t, (int, float, torch.Tensor)) or isinstance(t, bool):
             raise TypeError(f"{name} must be a float, a 0-d tensor or a (batch,) tensor; got {type(t).__name__}")
         tt = as_time(t).to(device)
+        if not bool(torch.isfinite(tt).all()):
+            raise ValueError(f"{name} must be finite; got {t!r}")
         if tt.ndim == 1:
             if tt.shape[0] != batch:
                 raise ValueError(

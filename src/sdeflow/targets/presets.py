@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import math
 from typing import Any, Callable
 
@@ -58,6 +60,8 @@ def gaussian(mean: ArrayLike, std: ArrayLike) -> GaussianMixture:
     m = _as_float64(mean, "mean")
     if m.ndim != 1 or m.shape[0] < 1:
         raise ValueError(f"mean must have shape (D,) with D >= 1; got shape {tuple(m.shape)}")
+    if not bool(torch.isfinite(m).all()):
+        raise ValueError(f"mean must be finite; got {m.tolist() if m.numel() <= 8 else 'NaN or infinite entries'}")
     sd = _as_float64(std, "std")
     if sd.ndim == 0:
         stds = sd.reshape(1)
@@ -68,7 +72,7 @@ def gaussian(mean: ArrayLike, std: ArrayLike) -> GaussianMixture:
             f"std must be a scalar or have shape (D,) = ({m.shape[0]},) like mean; got shape {tuple(sd.shape)}"
         )
     if not bool(torch.isfinite(stds).all()) or not bool((stds > 0).all()):
-        raise ValueError("std must be finite and > 0")
+        raise ValueError(f"std must be finite and > 0; got {sd.tolist() if sd.numel() <= 8 else 'other values'}")
     return GaussianMixture(torch.ones(1, dtype=torch.float64), m[None, :], stds=stds)
 
 
@@ -88,4 +92,16 @@ def get(name: str, **kwargs: Any) -> GaussianMixture:
     """A preset target by name (``ring2d``, ``mixture64d``, ``gaussian``) built with ``kwargs``."""
     if not isinstance(name, str) or name.lower() not in _REGISTRY:
         raise ValueError(f"unknown target {name!r}; expected one of {available()}")
-    return _REGISTRY[name.lower()](**kwargs)
+    build = _REGISTRY[name.lower()]
+    params = inspect.signature(build).parameters
+    unknown = sorted(set(kwargs) - set(params))
+    required = [p for p, par in params.items() if par.default is inspect.Parameter.empty]
+    missing = [p for p in required if p not in kwargs]
+    if unknown or missing:
+        what = f"unknown options {unknown}" if unknown else f"missing options {missing}"
+        example = ", ".join(f"{p}=..." for p in (missing or list(params)[:2]))
+        raise TypeError(
+            f"target {name!r}: {what}; it takes {list(params)} (required: {required or 'none'}), "
+            f"e.g. targets.get({name!r}, {example}) or on the command line --target-option NAME=VALUE"
+        )
+    return build(**kwargs)
