@@ -32,17 +32,29 @@ def dequantize(x: torch.Tensor, bin_width: float, seeds: int | torch.Tensor) -> 
     ``x`` holds the cell centres, shape ``(batch, *event)``; sample ``i``'s noise depends on
     ``seeds[i]`` only (an int ``s`` means ``s, s+1, ...``).
     """
-    if not (isinstance(bin_width, (int, float)) and math.isfinite(bin_width) and bin_width > 0):
-        raise ValueError(f"bin_width must be a finite number > 0 (the lattice spacing in model units); got {bin_width!r}")
+    _check_bin_width(bin_width)
+    x = check_data(x)
     keys = derive_keys(mix64(as_seeds(seeds, x.shape[0])), _DEQUANT_STREAM)
     u = uniform_from_keys(keys, x[0].numel()).reshape(x.shape)
     return x + (bin_width * (u - 0.5)).to(dtype=x.dtype, device=x.device)
 
 
 def bits_per_dim(log_prob: torch.Tensor | float, dim: int, bin_width: float | None = None) -> torch.Tensor | float:
-    """``-(log_prob + dim log bin_width) / (dim log 2)`` (``bin_width = None``: continuous data)."""
+    """``-(log_prob + dim log bin_width) / (dim log 2)`` (``bin_width = None``: continuous data).
+
+    ``dim`` is the number of dimensions ``D >= 1``; ``bin_width`` the lattice spacing (finite, > 0).
+    """
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"dim must be the number of dimensions of a point, an integer >= 1; got {dim!r}")
+    if bin_width is not None:
+        _check_bin_width(bin_width)
     shift = 0.0 if bin_width is None else dim * math.log(bin_width)
     return -(log_prob + shift) / (dim * math.log(2.0))
+
+
+def _check_bin_width(bin_width: object) -> None:
+    if isinstance(bin_width, bool) or not (isinstance(bin_width, (int, float)) and math.isfinite(bin_width) and bin_width > 0):
+        raise ValueError(f"bin_width must be a finite number > 0 (the lattice spacing in model units); got {bin_width!r}")
 
 
 def normal_interval(mean: float, stderr: float, level: float) -> tuple[float, float]:

@@ -68,7 +68,8 @@ class ElboResult:
     Attributes:
         elbo: ``(n,)`` float64, the bound on ``log p(x)`` (on the dequantized point's density when
             ``bin_width`` is set).
-        stderr: ``(n,)`` Monte Carlo standard error (over the ``n_samples`` replicate chains).
+        stderr: ``(n,)`` Monte Carlo standard error (over the ``n_samples / 2`` replicate chains; NaN with
+            ``n_samples = 2``, where one chain has no spread).
         prior: ``(n,)`` ``-KL(q(z_T|x) || prior)``; reconstruction: ``(n,)``; diffusion: ``(n,)``
             the (positive) diffusion loss; ``elbo = prior + reconstruction - diffusion``.
         dim: ``D``; steps: ``N``; n_samples; time: ``discrete`` or ``continuous``; t_start;
