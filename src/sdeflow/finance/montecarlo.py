@@ -141,6 +141,8 @@ def price(
     check_int(paths, "paths")
     check_int(steps, "steps")
     check_int(chunk, "chunk")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int (any integer; chunk c draws from mix(seed, c)); got {type(seed).__name__} {seed!r}")
     if isinstance(maturity, bool) or not (isinstance(maturity, (int, float)) and math.isfinite(maturity) and maturity > 0):
         raise ValueError(f"maturity must be a finite number > 0; got {maturity!r}")
     if not isinstance(payoff, Payoff):
