@@ -13,6 +13,7 @@ Both are :class:`~sdeflow.training.Trainer` evaluators: ``evaluator(model, step,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -54,6 +55,7 @@ def draw_samples(
     from ..sample import sample
 
     check_int(n, "n")
+    check_sample_memory(n, event_shape)
     chunks, trajs = [], []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
@@ -74,6 +76,29 @@ def draw_samples(
     if return_trajectory:
         return out, torch.cat(trajs, dim=1), res.ts
     return out
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes (``None`` where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_sample_memory(n: int, event_shape: Sequence[int], bytes_per_value: int = 4, name: str = "n") -> None:
+    """Refuse ``n`` samples of ``event_shape`` whose result alone would not fit in this machine's memory.
+
+    The bound is the physical memory (:func:`physical_memory`): a request beyond it can only end in an
+    allocation failure after minutes of sampling (or swap), so it is refused before any work.
+    """
+    total = physical_memory()
+    need = n * int(np.prod(tuple(event_shape), dtype=np.int64)) * bytes_per_value
+    if total is not None and need > total:
+        raise ValueError(
+            f"{name} = {n} samples of shape {tuple(event_shape)} need {need / 2**30:.3g} GiB for the result alone, "
+            f"more than this machine's memory ({total / 2**30:.3g} GiB); ask for fewer samples ({name})"
+        )
 
 
 # ------------------------------------------------------------------------------------ evaluators

@@ -223,9 +223,17 @@ OBJECTIVES: dict[str, type[Objective]] = {"dsm": DenoisingScoreMatching, "fm": F
 
 def build_objective(config: dict[str, Any], process: DiffusionProcess) -> Objective:
     """Rebuild an objective from :meth:`Objective.config` and its process."""
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict such as {{'name': 'fm', 'prediction': 'velocity'}}; got {type(config).__name__}")
     name = config.get("name")
     if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; expected one of {sorted(OBJECTIVES)}")
+        raise ValueError(f"unknown objective {name!r} (config['name']); expected one of {sorted(OBJECTIVES)}")
+    known = {"name", "prediction", "weighting", "time_sampler", "coupling"}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"unknown objective options {unknown} in config; expected some of {sorted(known)}")
+    if "prediction" not in config:
+        raise ValueError(f"config has no 'prediction' (the objective's model output, e.g. {{'name': {name!r}, 'prediction': 'eps'}})")
     return OBJECTIVES[name](
         process,
         config["prediction"],

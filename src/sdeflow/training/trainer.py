@@ -128,7 +128,12 @@ class TrainConfig:
         check_int(self.seed, "seed", minimum=0)
         for name in ("log_every", "eval_every", "ckpt_every", "keep"):
             check_int(getattr(self, name), name, minimum=0)
-        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
+        if len(betas) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 1.0 for v in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1) (AdamW's, e.g. (0.9, 0.999)); got {self.betas!r}")
+        self.betas = tuple(float(b) for b in betas)  # type: ignore[assignment]
+        if not isinstance(self.ema_decay, (int, float)) or isinstance(self.ema_decay, bool) or not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be a number in [0, 1) (e.g. 0.999); got {self.ema_decay!r}")
         check_device(self.device, "device", available=False)  # availability is checked when training starts
 
     # Options that may change between an interrupted run and its resumption.
@@ -230,12 +235,29 @@ class Trainer:
                 f"the objective trains a {objective.prediction!r} prediction but the model predicts {model.prediction!r}; "
                 "use the same prediction (EDM preconditioning predicts 'x0')"
             )
-        if not isinstance(data, torch.Tensor) or data.ndim < 2 or not data.is_floating_point():
+        if not isinstance(data, torch.Tensor) or data.ndim < 2 or not data.is_floating_point() or data.shape[0] < 1:
             shape = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
             raise ValueError(f"data must be a floating tensor (n, *event_shape) with n >= 1; got {shape}")
+        if data.numel() == 0:
+            raise ValueError(f"data must hold at least one value per item; got shape {tuple(data.shape)}")
+        if not bool(torch.isfinite(data).all()):
+            bad = (~torch.isfinite(data)).reshape(data.shape[0], -1).any(dim=1).nonzero().reshape(-1)
+            raise ValueError(
+                f"data holds NaN or infinite values in {bad.numel()} of {data.shape[0]} items (first rows {bad[:5].tolist()}); "
+                "training needs finite data: drop or fix those items"
+            )
         if labels is not None and (not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (data.shape[0],)):
             shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
             raise ValueError(f"labels must be a (n,) = ({data.shape[0]},) tensor; got {shape}")
+        if labels is not None and model.num_classes > 0:
+            # Unconditional models ignore labels (a labelled data set trains either kind of model).
+            if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+                raise TypeError(f"labels must be an integer tensor of class indices; got dtype {labels.dtype}")
+            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= model.num_classes):
+                raise ValueError(
+                    f"labels must be class indices in [0, {model.num_classes}) for a model with num_classes="
+                    f"{model.num_classes}; got values in [{int(labels.min())}, {int(labels.max())}]"
+                )
         self.config = config if config is not None else TrainConfig()
         if self.config.ckpt_every and out_dir is None:
             raise ValueError("ckpt_every > 0 needs an out_dir to write checkpoints to")
