@@ -83,9 +83,9 @@ def check_output_file(
 
 def unpickling_message(err: BaseException) -> str:
     """Why torch refused a ``.pt`` file (``weights_only=True``), in one line without torch's advice to run its code."""
-    skip = ("Weights only load failed", "Check the documentation", "Please file an issue")
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and not ln.strip().startswith(skip)]
-    detail = lines[0] if lines else type(err).__name__
+    from ..data.files import PickledFileError, unpickling_detail
+
+    detail = err.detail if isinstance(err, PickledFileError) else unpickling_detail(err)
     return (
         f"holds pickled Python objects, not only tensors ({detail}); sdeflow loads .pt files without running code "
         "(torch.load with weights_only=True) and refuses it: save plain tensors, a dict of tensors, or use .npy/.npz"
@@ -95,9 +95,11 @@ def unpickling_message(err: BaseException) -> str:
 @contextlib.contextmanager
 def reading(path: str | Path | None, flag: str) -> Iterator[None]:
     """Turn a refused pickle in input file ``path`` into a ValueError naming ``flag`` and the file."""
+    from ..data.files import PickledFileError
+
     try:
         yield
-    except pickle.UnpicklingError as err:
+    except (pickle.UnpicklingError, PickledFileError) as err:
         raise ValueError(f"{flag} {path} {unpickling_message(err)}") from err
 
 

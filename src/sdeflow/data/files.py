@@ -18,6 +18,7 @@ what was expected, what came, and the fix.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -68,6 +69,32 @@ def _to_numpy(value: Any, what: str, path: Path) -> np.ndarray:
     raise ValueError(f"{path}: the {what} must be an array or a tensor; got {type(value).__name__}")
 
 
+class PickledFileError(ValueError):
+    """A ``.pt`` file that holds pickled Python objects, refused without running its code.
+
+    A ValueError naming the file; ``path`` and ``detail`` (what torch refused) let the CLI name its flag too.
+    """
+
+    def __init__(self, path: str | Path, detail: str) -> None:
+        self.path, self.detail = path, detail
+        super().__init__(
+            f"{path}: holds pickled Python objects, not only tensors ({detail}); sdeflow loads .pt files without running "
+            "code (torch.load with weights_only=True) and refuses it: save plain tensors, a dict of tensors, or use .npy/.npz"
+        )
+
+
+def unpickling_detail(err: BaseException) -> str:
+    """The line of torch's refusal (``weights_only=True``) that says what the file holds, without its
+    advice to load the file with code execution on."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for ln in lines:
+        if "WeightsUnpickler error:" in ln:
+            detail = ln.split("WeightsUnpickler error:", 1)[1].strip()
+            return detail.split(". ", 1)[0].rstrip(".")
+    skip = ("Weights only load failed", "Check the documentation", "Please file an issue", "(1)", "(2)")
+    return next((ln for ln in lines if not ln.startswith(skip)), type(err).__name__)
+
+
 def _read_array_file(path: Path, key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
     suffix = path.suffix.lower()
     try:
@@ -86,6 +113,9 @@ def _read_array_file(path: Path, key: str | None) -> tuple[np.ndarray, np.ndarra
             else:
                 data, labels = obj, None
             return _to_numpy(data, "data", path), None if labels is None else _to_numpy(labels, "labels", path)
+    except pickle.UnpicklingError as err:
+        # torch.load(weights_only=True) refuses pickled Python objects (it never runs a file's code).
+        raise PickledFileError(path, unpickling_detail(err)) from err
     except (OSError, EOFError, ValueError, RuntimeError, KeyError) as err:
         if isinstance(err, ValueError) and str(err).startswith(str(path)):
             raise
