@@ -42,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sdeflow`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Report a stray argument as the command's own error line (``sdeflow COMMAND: error: ...``, exit 2)
+        # with the command's usage, not the top-level parser's.
+        command = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
@@ -61,6 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sdeflow {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The command parsers of ``parser`` by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 # Errors that mean "the input or the environment is wrong", never "sdeflow is wrong": the library

@@ -100,7 +100,8 @@ def run_likelihood(args: argparse.Namespace) -> dict:
     for k in ("bits_per_dim", "bpd_low", "bpd_high"):
         summary[k] += shift_bpd
     report = {"model": label, "method": args.method, "n": int(x.shape[0]), "dim": res.dim, "likelihood": summary,
-              "mean_probe_stderr": float(res.stderr.mean()) if args.method == "hutchinson" else 0.0}
+              # One probe has no spread: its standard error is undefined (null), not NaN.
+              "mean_probe_stderr": (float(res.stderr.mean()) if res.n_probes > 1 else None) if args.method == "hutchinson" else 0.0}
     if target is not None and args.data is None:
         exact = target.log_prob(x).to(torch.float64)
         report["exact_log_prob"] = float(exact.mean())
@@ -121,7 +122,9 @@ def run_likelihood(args: argparse.Namespace) -> dict:
               f"({100 * args.level:.0f}%), {s['nats_per_dim']:.4f} nats/dim, "
               f"{s['bits_per_dim']:.4f} bits/dim [{s['bpd_low']:.4f}, {s['bpd_high']:.4f}]")
         if args.method == "hutchinson":
-            print(f"Hutchinson ({res.n_probes} {args.probe} probes): mean standard error per point {report['mean_probe_stderr']:.4f} nats")
+            se = report["mean_probe_stderr"]
+            shown = f"{se:.4f} nats" if se is not None else "undefined (one probe has no spread; use --probes 2 or more)"
+            print(f"Hutchinson ({res.n_probes} {args.probe} probes): mean standard error per point {shown}")
         if "elbo" in report:
             e = report["elbo"]
             print(f"ELBO ({args.elbo_steps} steps) {e['elbo']:.4f} nats/point  [{e['elbo_low']:.4f}, {e['elbo_high']:.4f}], "
@@ -129,8 +132,19 @@ def run_likelihood(args: argparse.Namespace) -> dict:
         if "exact_log_prob" in report:
             print(f"exact           {report['exact_log_prob']:.4f} nats/point (mean |error| {report['mean_abs_error']:.2e})")
     if json_path is not None:
-        write_json(json_path, report)
+        write_json(json_path, _finite_or_none(report))
     return report
+
+
+def _finite_or_none(obj):
+    """The report with undefined figures (NaN/inf, e.g. the standard error of one point from one probe) as null."""
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 # ---------------------------------------------------------------------------------------- fokker-planck
@@ -144,6 +158,12 @@ def run_fokker_planck(args: argparse.Namespace) -> dict:
         raise ValueError(f"--target must be 2-dimensional for the Fokker-Planck pictures; {args.target} has dimension {target.dim}")
     process = processes.get(args.process, **parse_options(args.process_option, "--process-option", "beta_max=10"))
     frames = _check_positive_int(args.frames, "--frames")
+    if args.samples < 2:
+        raise ValueError(f"--samples must be >= 2 (simulated SDE samples); got {args.samples}")
+    if args.box is not None and not 0 < args.box < math.inf:
+        raise ValueError(f"--box must be a finite half-width > 0; got {args.box}")
+    if args.t_end is not None and not 0 < args.t_end < float(process.T):
+        raise ValueError(f"--t-end must lie in (0, T) = (0, {process.T}) (the last time of the backward run); got {args.t_end}")
     names = ["forward.gif", "backward.gif", "densities.png", "jsd.png", "fokker_planck.json"]
     out = prepare_out_dir(args.out, "sdeflow-fokker-planck", names, args.overwrite)
     box = args.box if args.box is not None else 4.0 * process.prior_std()
@@ -213,6 +233,13 @@ def run_compare(args: argparse.Namespace) -> dict:
     json_path = check_output_file(args.json, "--json", overwrite=args.overwrite, inputs=[args.a, args.b, args.reference])
     x = _load_samples(args.a, args.key, "sample file A")
     y = _load_samples(args.b, args.key, "sample file B")
+    if args.boot < 2:
+        raise ValueError(f"--boot must be >= 2 (pairs for each floor); got {args.boot}")
+    if tuple(x.shape[1:]) != tuple(y.shape[1:]):
+        raise ValueError(
+            f"sample file A {args.a} holds items of shape {tuple(x.shape[1:])} but sample file B {args.b} of shape "
+            f"{tuple(y.shape[1:])}; compare samples of the same space"
+        )
     if args.reference is not None and args.target is not None:
         raise ValueError("give at most one of --reference FILE and --target NAME")
     reference = None

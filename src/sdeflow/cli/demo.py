@@ -78,6 +78,8 @@ def run_demo(out: Path, n: int = 2000, seed: int = 0, progress: bool = True) -> 
 def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1; got {args.threads}")
+    if args.n < 2:  # checked before the training part, which runs first
+        raise ValueError(f"--n must be >= 2 (samples per solver); got {args.n}")
     # Small networks on a CPU: one intra-op thread is as fast on an idle 2-core machine and 10-30x
     # faster on a busy one, where two threads per process thrash (measured, BENCHMARKS.md, training).
     torch.set_num_threads(args.threads)

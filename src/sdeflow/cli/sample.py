@@ -31,7 +31,7 @@ def _solver_label(args: argparse.Namespace, options: dict) -> str:
         return args.solver or "ipndm"
     from ..sample import default_solver, _default_step_count
 
-    return f"default (ipndm, order {default_solver(_default_step_count(None, args.steps, args.nfe)).order})"
+    return f"default (unipc, order {default_solver(_default_step_count(None, args.steps, args.nfe)).order})"
 
 
 def _is_grid_file(value: str | None) -> bool:
@@ -96,7 +96,7 @@ def run_checkpoint(args: argparse.Namespace, out: Path, tuned=None) -> dict:
     start = time.perf_counter()
     samples = sample_checkpoint(
         path, args.n, solver=solver, steps=args.steps, nfe=args.nfe, seed=args.seed, label=args.label,
-        guidance=args.guidance, grid=grid, **options,
+        guidance=1.0 if args.guidance is None else args.guidance, grid=grid, **options,
     )
     seconds = time.perf_counter() - start
     save_array(out / f"samples.{args.format}", samples)
@@ -123,6 +123,14 @@ def run_sample(args: argparse.Namespace) -> dict:
 
     if args.n < 2:
         raise ValueError(f"--n must be >= 2; got {args.n}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0 (the first per-sample seed); got {args.seed}")
+    if args.floor_boot < 2:
+        raise ValueError(f"--floor-boot must be >= 2 (replicates of the two-sample floor); got {args.floor_boot}")
+    if args.ckpt is None and (args.label is not None or args.guidance is not None):
+        given = " and ".join(f for f, v in (("--label", args.label), ("--guidance", args.guidance)) if v is not None)
+        verb = "apply" if " and " in given else "applies"
+        raise ValueError(f"{given} only {verb} to a conditional checkpoint (--ckpt); an exact-score --target has no classes: drop {given}")
     fmt = args.format
     tuned, options = _load_grid_file(args) if _is_grid_file(args.grid) else (None, parse_options(args.option))
     if tuned is not None:  # a grid of another process is refused before the output folder is made
@@ -186,15 +194,16 @@ def register(sub) -> None:
     p = sub.add_parser("sample", help="sample an exact-score target or a trained checkpoint with any registered solver")
     p.add_argument("--ckpt", default=None, help="a checkpoint folder written by `sdeflow train` (needs no other flag)")
     p.add_argument("--label", type=int, default=None, help="with --ckpt: class label of a conditional model")
-    p.add_argument("--guidance", type=float, default=1.0, help="with --ckpt and --label: classifier-free guidance scale")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="with --ckpt and --label: classifier-free guidance scale (default 1, no guidance)")
     p.add_argument("--target", default="ring2d", help="exact-score target: ring2d, mixture64d, gaussian (default ring2d)")
     p.add_argument("--target-option", action="append", metavar="NAME=VALUE",
                    help="target option, repeatable (e.g. for gaussian: --target-option mean=0 --target-option std=1)")
     p.add_argument("--process", default="edm", help="process: vp, subvp, ve, edm, cosine, linear (default edm)")
     p.add_argument("--prediction", default="eps", help="prediction kind of the model: eps, x0, v, score, velocity")
     p.add_argument("--solver", default=None,
-                   help=f"a name from `sdeflow solvers` (default: the default configuration, {DEFAULT_SOLVER_NAME} of order 3 "
-                        "up to 10 steps and of order 4 above, on its solver-aware grid)")
+                   help=f"a name from `sdeflow solvers` (default: the default configuration, {DEFAULT_SOLVER_NAME} of order 2 "
+                        "up to 8 steps and of order 3 above, on the grid uniform in log-SNR)")
     p.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="a solver option, repeatable (e.g. -o eta=0.5)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, default=None, help="number of steps")

@@ -108,6 +108,10 @@ def run_simulate(args: argparse.Namespace) -> dict:
         raise ValueError(f"--paths and --steps must be >= 1 and --T a finite number > 0; got {args.paths}, {args.steps}, {args.T}")
     if args.plot_paths < 0:
         raise ValueError(f"--plot-paths must be >= 0 (paths drawn in paths.png); got {args.plot_paths}")
+    from ..sdes.integrate import MAX_FIXED_STEPS
+
+    if args.steps > MAX_FIXED_STEPS:  # refused before the time grid and the paths are allocated
+        raise ValueError(f"--steps must be <= {MAX_FIXED_STEPS} (sdeint's bound on fixed steps); got {args.steps}")
     model = _model(args.model, args.param)
     out = prepare_out_dir(args.out, "sdeflow-simulate", [f"paths.{args.format}", "paths.png", "terminal.png",
                                                          "summary.json"], args.overwrite)
@@ -124,7 +128,9 @@ def run_simulate(args: argparse.Namespace) -> dict:
     final = y[-1, :, 0].to(torch.float64)
     summary = {"model": args.model, "params": dataclasses.asdict(model),
                "method": args.method, "paths": args.paths, "steps": args.steps, "T": args.T, "seconds": seconds,
-               "terminal_mean": float(final.mean()), "terminal_std": float(final.std()), "out": str(out)}
+               # The spread of one path is undefined: null in the JSON rather than NaN.
+               "terminal_mean": float(final.mean()), "terminal_std": float(final.std()) if args.paths > 1 else None,
+               "out": str(out)}
     write_json(out / "summary.json", summary)
     print(json.dumps({k: summary[k] for k in ("model", "method", "paths", "steps", "seconds", "terminal_mean",
                                               "terminal_std", "out")}, indent=1))
@@ -150,6 +156,12 @@ def run_price(args: argparse.Namespace) -> dict:
     """Price an option by Monte Carlo, print the estimate and the closed form if there is one."""
     from .. import finance
 
+    if not 0 < args.T < math.inf:
+        raise ValueError(f"--T (the maturity) must be a finite number > 0; got {args.T}")
+    if args.option != "barrier" and (args.barrier is not None or args.style is not None):
+        given = " and ".join(f for f, v in (("--barrier", args.barrier), ("--style", args.style)) if v is not None)
+        verb = "apply" if " and " in given else "applies"
+        raise ValueError(f"{given} only {verb} to --option barrier; got --option {args.option}: drop {given} or use --option barrier")
     model = _model(args.model, args.param)
     weights = _floats(args.weights, "--weights") if args.weights else None
     n_assets = _n_assets(model)
@@ -163,7 +175,9 @@ def run_price(args: argparse.Namespace) -> dict:
     elif args.option == "asian":
         option = finance.Asian(args.strike, args.kind, weights)
     elif args.option == "barrier":
-        option = finance.Barrier(args.strike, args.kind, weights, barrier=args.barrier, style=args.style)
+        option = finance.Barrier(args.strike, args.kind, weights,
+                                 barrier=120.0 if args.barrier is None else args.barrier,
+                                 style="up-and-out" if args.style is None else args.style)
     else:
         option = finance.ZeroCouponBond()
     method = args.method or ("exact" if hasattr(model, "exact_step") else "euler")
@@ -208,8 +222,9 @@ def register(subparsers) -> None:
     p.add_argument("--option", choices=("european", "asian", "barrier", "bond"), default="european")
     p.add_argument("--kind", choices=("call", "put"), default="call")
     p.add_argument("--strike", type=float, default=100.0)
-    p.add_argument("--barrier", type=float, default=120.0)
-    p.add_argument("--style", default="up-and-out", help="barrier style: up-and-out, down-and-out, up-and-in, down-and-in")
+    p.add_argument("--barrier", type=float, default=None, help="with --option barrier: the barrier level (default 120)")
+    p.add_argument("--style", default=None,
+                   help="with --option barrier: up-and-out (default), down-and-out, up-and-in, down-and-in")
     p.add_argument("--weights", default=None, help="basket weights for multigbm, e.g. 0.5,0.5")
     p.add_argument("--model", choices=MODELS, default="gbm")
     p.add_argument("--param", action="append", metavar="NAME=VALUE")

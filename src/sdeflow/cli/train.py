@@ -145,6 +145,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.warmup < 0:
+        raise ValueError(f"--warmup must be >= 0 (learning-rate warm-up steps); got {args.warmup}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0; got {args.seed}")
     if args.resume and args.overwrite:
