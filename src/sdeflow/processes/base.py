@@ -17,6 +17,7 @@ cheap, their derivatives, the log-SNR and its exact inverse); this base class de
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -217,7 +218,9 @@ class DiffusionProcess(ABC):
 
     # ------------------------------------------------------------------ misc
     def check_time(self, t: Time, name: str = "t") -> None:
-        """Raise ``ValueError`` unless every time lies in ``[0, T]``."""
+        """Raise ``ValueError`` unless every time lies in ``[0, T]`` (``TypeError`` unless it is a number or tensor)."""
+        if isinstance(t, bool) or not isinstance(t, (numbers.Real, torch.Tensor)):
+            raise TypeError(f"{name} must be a float, a 0-d tensor or a (batch,) tensor; got {type(t).__name__} {t!r}")
         tt = as_time(t)
         if not bool(torch.isfinite(tt).all()) or bool((tt < 0).any()) or bool((tt > self.T * (1 + 1e-12)).any()):
             raise ValueError(f"{name} must lie in [0, T] = [0, {self.T}] for {self!r}; got {t!r}")
