@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import sdeflow
+from sdeflow import targets
 from sdeflow.grids import UniformT
 from sdeflow.models import NonFiniteModelOutput
 from sdeflow.processes import EDM, VP, Linear
@@ -143,3 +144,55 @@ def test_order_15_srk_samplers_get_a_levy_area_tree(solver):
     r = sdeflow.sample(eps_model(p), p, x, solver=solver, steps=100, seed=1, grid=UniformT())
     assert abs(float(r.samples.mean()) - 0.7) < 4 * 0.3 / 2000**0.5 + 0.02
     assert abs(float(r.samples.std()) - 0.3) < 0.03
+
+
+def test_default_configuration_is_a_fixed_rule_of_the_budget():
+    # sample() with no solver and no grid: UniPC (bh2, corrector) of order 2 on the DDPM schedule's
+    # grid up to 10 steps, of order 3 on the grid uniform in log-SNR above, whether the budget is given
+    # as nfe or steps (the same samples, bit for bit, as naming that configuration); an explicit grid
+    # keeps the rule's solver for its step count. The choice depends on the budget alone
+    # (deterministic), never on the model. Rectified flow (infinite noise level at T) gets the grid
+    # uniform in t. Named solvers: exponential integrators on log-SNR, the others on Karras.
+    from sdeflow.grids import Karras, UniformLogSNR, UniformVPTime
+    from sdeflow.processes import EDM, Linear
+    from sdeflow.sample import DEFAULT_LOW_ORDER_MAX_STEPS, default_configuration_grid, default_grid_for, default_solver
+    from sdeflow.solvers import get
+
+    assert DEFAULT_LOW_ORDER_MAX_STEPS == 10
+    assert default_solver(10).order == 2 and default_solver(11).order == 3
+    assert default_solver(11).name == "unipc" and default_solver(11).variant == "bh2" and default_solver(11).corrector
+    p = EDM()
+    assert isinstance(default_configuration_grid(p, 10), UniformVPTime)
+    assert isinstance(default_configuration_grid(p, 11), UniformLogSNR)
+    x = p.prior_sample((3, 2), seeds=0, dtype=torch.float64)
+    model = targets.ring2d().model(p, "x0")
+    for budget, order, kind in ((5, 2, UniformVPTime), (10, 2, UniformVPTime), (11, 3, UniformLogSNR), (20, 3, UniformLogSNR)):
+        r = sdeflow.sample(model, p, x, nfe=budget)
+        assert r.nfe == budget
+        torch.testing.assert_close(r.ts, kind()(p, budget), rtol=0, atol=0)
+        same = sdeflow.sample(model, p, x, solver="unipc", order=order, grid=kind(), steps=budget).samples
+        torch.testing.assert_close(r.samples, same, rtol=0, atol=0)
+        torch.testing.assert_close(sdeflow.sample(model, p, x, steps=budget).samples, same, rtol=0, atol=0)
+        torch.testing.assert_close(sdeflow.sample(model, p, x, grid=r.ts).samples, same, rtol=0, atol=0)
+    for name, kind in (("dpm_solver_pp_3m", UniformLogSNR), ("unipc", UniformLogSNR), ("deis", UniformLogSNR),
+                       ("ddim", UniformLogSNR), ("heun", Karras), ("ipndm", Karras), ("euler", Karras)):
+        assert isinstance(default_grid_for(p, get(name)), kind), name
+    lin = Linear()
+    r = sdeflow.sample(targets.ring2d().model(lin, "velocity"), lin, x, nfe=8)
+    assert r.ts[0] == 1.0 and torch.allclose(r.ts[:-1], torch.linspace(1.0, lin.t_min, 8, dtype=torch.float64))
+
+
+def test_vp_time_grid_is_the_ddpm_schedule_on_every_process():
+    # UniformVPTime on VP is the grid uniform in t (to 1e-12); on EDM its noise levels are VP's
+    # time-uniform levels between EDM's ends (80 and 0.002): the same levels wherever both are inside.
+    from sdeflow.grids import UniformT, UniformVPTime
+    from sdeflow.processes import EDM, VP
+
+    vp = VP()
+    torch.testing.assert_close(UniformVPTime()(vp, 7), UniformT()(vp, 7), rtol=1e-12, atol=1e-12)
+    edm = EDM()
+    ts = UniformVPTime()(edm, 6)
+    assert float(ts[0]) == 80.0 and float(ts[-2]) == 0.002 and float(ts[-1]) == 0.0
+    u = torch.linspace(float(vp.t_from_noise_level(torch.tensor(80.0, dtype=torch.float64))),
+                       float(vp.t_from_noise_level(torch.tensor(0.002, dtype=torch.float64))), 6, dtype=torch.float64)
+    torch.testing.assert_close(edm.noise_level(ts[1:-2]), vp.noise_level(u[1:-1]), rtol=1e-9, atol=0)

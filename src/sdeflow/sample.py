@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ._utils import check_int, check_state
-from .grids import TimeGrid, default_grid, get as get_grid, validate_ts
+from .grids import TimeGrid, UniformLogSNR, UniformVPTime, default_grid, get as get_grid, validate_ts
 from .grids.base import Explicit
 from .models.denoiser import Denoiser
 from .models.parameterization import check_prediction
@@ -17,17 +17,31 @@ from .processes.base import DiffusionProcess
 from .sdes.diffusion import ReverseDiffusionSDE
 from .solvers.base import Solver, get as get_solver
 
-__all__ = ["sample", "SampleResult", "DEFAULT_SOLVER", "DEFAULT_STEPS", "DEFAULT_LOW_ORDER_MAX_STEPS", "default_solver", "default_grid_for"]
+__all__ = ["sample", "SampleResult", "DEFAULT_SOLVER", "DEFAULT_STEPS", "DEFAULT_LOW_ORDER_MAX_STEPS", "default_solver", "default_configuration_grid", "default_grid_for"]
 
-DEFAULT_SOLVER = "ipndm"
-"""The default solver: iPNDM, of order 3 up to :data:`DEFAULT_LOW_ORDER_MAX_STEPS` steps and of order 4
-above (:func:`default_solver`), on its solver-aware grid (:func:`default_grid_for`)."""
+DEFAULT_SOLVER = "unipc"
+"""The default solver: UniPC (Zhao et al. 2023; ``bh2``, with its corrector). Up to
+:data:`DEFAULT_LOW_ORDER_MAX_STEPS` steps it runs with order 2 on the DDPM schedule's grid
+(:class:`~sdeflow.grids.UniformVPTime`), above with order 3 on the grid uniform in log-SNR; where the
+noise level at ``T`` is infinite (rectified flow) the grid is uniform in ``t``
+(:func:`default_solver`, :func:`default_configuration_grid`)."""
 DEFAULT_STEPS = 18
 DEFAULT_LOW_ORDER_MAX_STEPS = 10
-"""Up to this many steps the default iPNDM runs with order 3: at so few steps a fourth-order
-extrapolation of the model's outputs overshoots between the widely spaced first noise levels, and
-on the 64-D benchmark mixture more samples end in another mode (measured on training noise; the
-choice and the figures are in docs/samplers.md)."""
+"""Up to this many steps the default configuration is UniPC of order 2 on the DDPM schedule's grid,
+above it UniPC of order 3 on the grid uniform in log-SNR. With a handful of steps the DDPM grid
+spends them where the solution bends (noise levels near the data's scale) and a third-order
+extrapolation over steps of more than one unit of log-SNR overshoots; with more steps the log-SNR
+grid resolves fine structure at low noise that the DDPM grid skips in one long last step. Chosen on
+the tuning half of :func:`sdeflow.targets.family` (docs/samplers.md, "The default configuration",
+has the figures and the validation half, the moons flow and the digits U-Net)."""
+
+# Solvers whose natural grid is uniform in log-SNR: exponential integrators, which integrate the
+# linear part exactly and interpolate the model's output in lambda (DPM-Solver's and UniPC's papers'
+# choice). The others (Euler, Heun, EDM, iPNDM, Runge-Kutta) default to the Karras grid.
+_LOG_SNR_SOLVERS = frozenset({
+    "ddim", "ddpm", "dpm_solver", "dpm_solver_pp", "dpm_solver_pp_2m", "dpm_solver_pp_3m", "dpm_solver_pp_2s",
+    "dpm_solver_pp_2m_sde", "dpm_solver_pp_3m_sde", "unipc", "deis",
+})
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -52,11 +66,21 @@ class SampleResult:
 
 
 def default_solver(steps: int) -> Solver:
-    """The default configuration's solver for ``steps`` steps: iPNDM of order 3 up to
-    :data:`DEFAULT_LOW_ORDER_MAX_STEPS` steps, of order 4 above (one call per step, so ``steps`` is
-    also the number of model calls)."""
+    """The default configuration's solver for ``steps`` steps: UniPC (bh2, with corrector) of order 2
+    up to :data:`DEFAULT_LOW_ORDER_MAX_STEPS` steps, of order 3 above (one model call per step, so
+    ``steps`` is also the number of model calls)."""
     check_int(steps, "steps")
-    return get_solver(DEFAULT_SOLVER, order=3 if steps <= DEFAULT_LOW_ORDER_MAX_STEPS else 4)
+    return get_solver(DEFAULT_SOLVER, order=2 if steps <= DEFAULT_LOW_ORDER_MAX_STEPS else 3)
+
+
+def default_configuration_grid(process: DiffusionProcess, steps: int) -> TimeGrid:
+    """The default configuration's grid for ``steps`` steps: the DDPM schedule's grid
+    (:class:`~sdeflow.grids.UniformVPTime`) up to :data:`DEFAULT_LOW_ORDER_MAX_STEPS` steps, uniform
+    in log-SNR above; uniform in ``t`` where the noise level at ``T`` is infinite (rectified flow)."""
+    check_int(steps, "steps")
+    if not bool(torch.isfinite(process.noise_level(process.T))):
+        return default_grid(process)
+    return UniformVPTime() if steps <= DEFAULT_LOW_ORDER_MAX_STEPS else UniformLogSNR()
 
 
 def _default_step_count(grid, steps: int | None, nfe: int | None) -> int:
@@ -64,7 +88,7 @@ def _default_step_count(grid, steps: int | None, nfe: int | None) -> int:
     if steps is not None:
         return steps
     if nfe is not None:
-        return nfe  # iPNDM: one model call per step, the last step to t = 0 included
+        return nfe  # UniPC: one model call per step, the last step to t = 0 included
     if isinstance(grid, Explicit):
         return len(grid.ts) - 1
     if grid is not None and not isinstance(grid, (str, TimeGrid)):
@@ -73,19 +97,23 @@ def _default_step_count(grid, steps: int | None, nfe: int | None) -> int:
 
 
 def default_grid_for(process: DiffusionProcess, solver: Solver) -> TimeGrid:
-    """The grid used when none is given: the solver-aware grid optimized for this solver (family
-    ``default`` of :mod:`sdeflow.grids.optimized`) where one is stored and the noise level at ``T`` is
-    finite; otherwise :func:`sdeflow.grids.default_grid` (Karras, or uniform in t for rectified flow)."""
-    if bool(torch.isfinite(process.noise_level(process.T))) and not getattr(solver, "adaptive", False):
+    """The grid used when none is given, a rule tuned on no benchmark: uniform in log-SNR from ``T``
+    to ``t_min`` for the exponential integrators (DDIM, DPM-Solver, DPM-Solver++, UniPC, DEIS, and so
+    for the default configuration), Karras (rho = 7) for the others; uniform in ``t`` wherever the
+    noise level at ``T`` is infinite (rectified flow). The solver-aware grids of
+    :mod:`sdeflow.grids.optimized` and grids tuned for your model (``sdeflow tune-grid``) are used
+    when asked for (``grid=OptimizedGrid(...)``, ``grid=load_tuned_grid(path)``); ``tuned_ab`` keeps
+    its own grid, which its coefficients were tuned with."""
+    finite = bool(torch.isfinite(process.noise_level(process.T)))
+    if finite and solver.name == "tuned_ab":
         from .grids.optimized import OptimizedGrid
 
-        options = solver.options()
-        family = options.pop("family", "default")  # a solver tuned for a family of targets (tuned_ab)
-        options.pop("coefficients", None)
         try:
-            return OptimizedGrid(solver.name, family=family, **options)
+            return OptimizedGrid("tuned_ab", family=solver.options().get("family", "default"))
         except ValueError:
             pass
+    if finite and solver.name in _LOG_SNR_SOLVERS and not getattr(solver, "adaptive", False):
+        return UniformLogSNR()
     return default_grid(process)
 
 
@@ -167,12 +195,13 @@ def sample(
             ``process.prior_sample(shape, seeds=...)``).
         prediction: ``eps``, ``x0``, ``v``, ``score`` or ``velocity`` (read from ``model.prediction`` if absent).
         solver: a registered name (see :func:`sdeflow.solvers.available`) or a configured solver.
-            Default (``None``): the default configuration, iPNDM of order 3 up to 10 steps and of
-            order 4 above (:func:`default_solver`), on its solver-aware grid.
+            Default (``None``): the default configuration, UniPC of order 2 on the DDPM schedule's
+            grid up to 10 steps, of order 3 on the grid uniform in log-SNR above
+            (:func:`default_solver`, :func:`default_configuration_grid`).
         steps: number of steps (default 18); or give ``nfe``, a budget of model calls never exceeded.
         grid: a :class:`~sdeflow.grids.TimeGrid`, a grid name, or explicit strictly decreasing times
-            (used as given). Default: :func:`default_grid_for` (the solver's optimized grid where one is
-            shipped, else Karras rho=7, or uniform in t where the noise level at ``T`` is infinite).
+            (used as given). Default: :func:`default_grid_for` (uniform in log-SNR for exponential
+            integrators, else Karras rho=7; uniform in t where the noise level at ``T`` is infinite).
         seed: per-sample seeds for the Brownian path of stochastic solvers (an int ``s`` means
             ``s, s+1, ...``); or ``generator``; or a ready ``brownian`` object ``(ta, tb) -> W(tb) - W(ta)``.
         return_trajectory: also return the states at every grid time and the per-step x0 estimates.
@@ -208,7 +237,10 @@ def sample(
         if steps is not None:
             raise ValueError("give either steps or nfe, not both")
     if solver is None and not solver_options:
-        solver_obj = default_solver(_default_step_count(grid, steps, nfe))
+        n_default = _default_step_count(grid, steps, nfe)
+        solver_obj = default_solver(n_default)
+        if grid is None:
+            grid = default_configuration_grid(process, n_default)
     else:
         solver_obj = get_solver(DEFAULT_SOLVER if solver is None else solver, **solver_options)
 

@@ -65,36 +65,6 @@ def test_optimizer_lowers_the_objective():
     assert value < start - 0.5 and len(levels) == 3 and levels[0] > levels[1] > levels[2] > 0
 
 
-def test_default_configuration_uses_its_optimized_grid():
-    # sample() with no solver and no grid: iPNDM of order 3 up to 10 steps and of order 4 above, on
-    # OptimizedGrid("ipndm", order=...) of the default family, on every budget (interpolated where not
-    # stored), whether the budget is given as nfe, steps or an explicit grid; rectified flow keeps the
-    # uniform grid. A solver option (order=...) means the user chose: no switching.
-    from sdeflow.processes import Linear
-    from sdeflow.sample import DEFAULT_LOW_ORDER_MAX_STEPS, default_solver
-
-    assert DEFAULT_LOW_ORDER_MAX_STEPS == 10
-    assert default_solver(10).order == 3 and default_solver(11).order == 4
-    p = EDM()
-    x = p.prior_sample((2, 2), seeds=0, dtype=torch.float64)
-    model = targets.ring2d().model(p, "x0")
-    for budget, order in ((8, 3), (10, 3), (12, 4), (20, 4)):
-        grid = OptimizedGrid("ipndm", order=order)
-        r = sdeflow.sample(model, p, x, nfe=budget)
-        assert r.nfe == budget
-        torch.testing.assert_close(r.ts, grid(p, budget))
-        same = sdeflow.sample(model, p, x, solver="ipndm", order=order, grid=grid, steps=budget).samples
-        torch.testing.assert_close(r.samples, same, rtol=0, atol=0)
-        torch.testing.assert_close(sdeflow.sample(model, p, x, steps=budget).samples, same, rtol=0, atol=0)
-        torch.testing.assert_close(sdeflow.sample(model, p, x, grid=grid(p, budget)).samples, same, rtol=0, atol=0)
-    other = sdeflow.sample(model, p, x, nfe=8, order=4, grid=OptimizedGrid("ipndm", order=4)).samples
-    torch.testing.assert_close(other, sdeflow.sample(model, p, x, solver="ipndm", order=4, nfe=8,
-                                                     grid=OptimizedGrid("ipndm", order=4)).samples, rtol=0, atol=0)
-    lin = Linear()
-    r = sdeflow.sample(targets.ring2d().model(lin, "velocity"), lin, x, nfe=8)
-    assert r.ts[0] == 1.0 and torch.allclose(r.ts[:-1], torch.linspace(1.0, lin.t_min, 8, dtype=torch.float64))
-
-
 def test_tuned_coefficients_beat_plain_ipndm_on_their_target():
     # tuned_ab on its own grid (family mixture64d, 5 calls) against iPNDM(3) on the family's iPNDM grid,
     # on held-out noise: the tuned coefficients lower the RMS distance to the exact ODE solution.

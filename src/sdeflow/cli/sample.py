@@ -202,8 +202,8 @@ def register(sub) -> None:
     p.add_argument("--process", default="edm", help="process: vp, subvp, ve, edm, cosine, linear (default edm)")
     p.add_argument("--prediction", default="eps", help="prediction kind of the model: eps, x0, v, score, velocity")
     p.add_argument("--solver", default=None,
-                   help=f"a name from `sdeflow solvers` (default: the default configuration, {DEFAULT_SOLVER_NAME} of order 2 "
-                        "up to 8 steps and of order 3 above, on the grid uniform in log-SNR)")
+                   help=f"a name from `sdeflow solvers` (default: the default configuration, {DEFAULT_SOLVER_NAME} of order 2 on "
+                        "the DDPM schedule's grid up to 10 steps, of order 3 on the log-SNR grid above)")
     p.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="a solver option, repeatable (e.g. -o eta=0.5)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, default=None, help="number of steps")

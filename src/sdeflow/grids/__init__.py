@@ -8,12 +8,12 @@ import torch
 
 from .base import Explicit, TimeGrid, validate_ts
 from .optimized import OptimizedGrid
-from .schedules import Karras, Polynomial, UniformLogSNR, UniformT
+from .schedules import Karras, Polynomial, UniformLogSNR, UniformT, UniformVPTime
 from .tuning import GridScore, TunedGrid, load_tuned_grid, tune_grid
 
-__all__ = ["OptimizedGrid", "TunedGrid", "GridScore", "tune_grid", "load_tuned_grid", "TimeGrid", "Explicit", "UniformT", "Karras", "UniformLogSNR", "Polynomial", "available", "get", "validate_ts"]
+__all__ = ["OptimizedGrid", "TunedGrid", "GridScore", "tune_grid", "load_tuned_grid", "TimeGrid", "Explicit", "UniformT", "Karras", "UniformLogSNR", "UniformVPTime", "Polynomial", "available", "get", "validate_ts"]
 
-_REGISTRY = {"uniform": UniformT, "karras": Karras, "logsnr": UniformLogSNR, "polynomial": Polynomial}
+_REGISTRY = {"uniform": UniformT, "karras": Karras, "logsnr": UniformLogSNR, "vp_time": UniformVPTime, "polynomial": Polynomial}
 
 
 def available() -> list[str]:
@@ -22,7 +22,7 @@ def available() -> list[str]:
 
 
 def get(grid: "str | TimeGrid | Explicit | Sequence[float] | torch.Tensor", **kwargs: Any):
-    """A grid from a name (``uniform``, ``karras``, ``logsnr``, ``polynomial``), an object, or explicit times."""
+    """A grid from a name (``uniform``, ``karras``, ``logsnr``, ``vp_time``, ``polynomial``), an object, or explicit times."""
     if isinstance(grid, (TimeGrid, Explicit)):
         if kwargs:
             raise ValueError("grid options can only be given with a grid name")

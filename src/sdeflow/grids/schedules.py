@@ -92,3 +92,33 @@ class UniformLogSNR(TimeGrid):
         return process.t_from_log_snr(lam)
 
 
+
+
+@dataclass(frozen=True)
+class UniformVPTime(TimeGrid):
+    """Equal steps in the time of the DDPM schedule (VP, beta linear from 0.1 to 20), on any process.
+
+    The noise levels ``rho = sigma/alpha`` are those of a grid uniform in ``t`` on the VP process of
+    Ho et al. and Song et al. (diffusers' default "linspace"/"trailing" spacing of a 1000-step linear
+    beta table), between this process's noise levels at ``t_max`` and ``t_min``, then mapped to this
+    process's times. In log-SNR its steps are long at high noise, shortest around noise level 1 and
+    long again at the end: it spends few steps where the ODE is nearly linear (high noise) and on the
+    final approach, which suits a handful of steps; with many steps a grid uniform in log-SNR resolves
+    fine structure better (``docs/samplers.md``, "The default configuration").
+    """
+
+    t_max: float | None = None
+    t_min: float | None = None
+    to_zero: bool = True
+
+    def _interior(self, process, t_max, t_min, n):
+        from ..processes import VP
+
+        rho_hi, rho_lo = process.noise_level(t_max), process.noise_level(t_min)
+        _finite(rho_hi, "noise level", t_max, "UniformVPTime")
+        vp = VP()
+        u = torch.linspace(float(vp.t_from_noise_level(rho_hi)), float(vp.t_from_noise_level(rho_lo)), n,
+                           dtype=torch.float64)
+        levels = vp.noise_level(u)
+        levels[0], levels[-1] = rho_hi, rho_lo
+        return process.t_from_noise_level(levels)
