@@ -19,6 +19,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
+from .._utils import atomic_write_bytes
+
 __all__ = [
     "prepare_out_dir",
     "check_output_file",
@@ -146,23 +148,6 @@ def prepare_out_dir(
         raise FileExistsError(f"{flag} {out} already holds {clashes}; pass --overwrite to replace them, or choose another folder")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_json(path: Path, obj: Any) -> None:

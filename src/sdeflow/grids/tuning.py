@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
+from .._utils import atomic_write_bytes
 from .base import TimeGrid, validate_ts
 
 __all__ = ["GridScore", "TunedGrid", "tune_grid", "load_tuned_grid", "process_spec"]
@@ -211,19 +210,7 @@ class TunedGrid(TimeGrid):
             raise ValueError(f"{path} is a folder; expected a file name, e.g. {path / 'grid.json'}")
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it, or choose another name")
-        data = (json.dumps(self.to_dict(), indent=2) + "\n").encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode())
         return path
 
 
