@@ -19,13 +19,17 @@ import torch
 
 from .._utils import check_int
 from ..noise.path import BrownianPath, _mix
-from ..sdes.integrate import iterate, resolve_method, step_grid
+from ..sdes.integrate import MAX_FIXED_STEPS, iterate, resolve_method, step_grid
 from ..solvers.base import Solver, StepResult
 from .payoffs import Payoff
 
 __all__ = ["MCResult", "price", "GREEK_ALIASES"]
 
 GREEK_ALIASES = {"delta": "s0", "vega": "sigma", "rho": "r"}
+
+MAX_PATH_STEPS = 10**12
+"""The most simulated steps (``paths * steps``) one :func:`price` call takes: beyond it a request runs for
+hours (chunks bound the memory, not the time) and is refused before any work."""
 """Greek names and the model parameter they differentiate."""
 
 
@@ -143,6 +147,13 @@ def price(
     check_int(chunk, "chunk")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int (any integer; chunk c draws from mix(seed, c)); got {type(seed).__name__} {seed!r}")
+    if steps > MAX_FIXED_STEPS:
+        raise ValueError(f"steps must be <= {MAX_FIXED_STEPS} (sdeint's bound on fixed steps); got {steps}")
+    if paths * steps > MAX_PATH_STEPS:
+        raise ValueError(
+            f"paths * steps = {paths} * {steps} = {paths * steps:.3g} simulated steps exceeds the bound {MAX_PATH_STEPS:.0e} "
+            "(hours of work at ~1e8 steps/s); ask for fewer paths or steps (the standard error falls as 1/sqrt(paths))"
+        )
     if isinstance(maturity, bool) or not (isinstance(maturity, (int, float)) and math.isfinite(maturity) and maturity > 0):
         raise ValueError(f"maturity must be a finite number > 0; got {maturity!r}")
     if not isinstance(payoff, Payoff):
@@ -164,7 +175,11 @@ def price(
     params = [GREEK_ALIASES.get(g, g) for g in greeks]
     for g, p in zip(greeks, params):
         if not hasattr(model, p):
-            raise ValueError(f"greek {g!r} differentiates the parameter {p!r}, which {type(model).__name__} does not have")
+            names = sorted(set(GREEK_ALIASES) | {f for f in getattr(model, "__dataclass_fields__", {})})
+            raise ValueError(
+                f"greeks: {g!r} differentiates the parameter {p!r}, which {type(model).__name__} does not have; "
+                f"expected some of {names}"
+            )
     z = _z(confidence)
     monitoring = steps if monitoring is None else check_int(monitoring, "monitoring")
     if steps % monitoring:
