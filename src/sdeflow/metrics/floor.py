@@ -255,6 +255,7 @@ def compare(
     xa, ya = as_pair(x, y, min_n=2)
     seed = check_int(seed, "seed", minimum=0)
     max_points = check_int(max_points, "max_points", minimum=2)
+    n_boot = check_int(n_boot, "n_boot", minimum=2)  # checked without a reference too (not silently unused)
     level = _check_level(level)
     d = xa.shape[1]
     names = [k for k in METRIC_NAMES if d <= 2 or k not in ("jensen_shannon", "kl_divergence")]

@@ -161,6 +161,9 @@ class DiffusionProcess(ABC):
         """
         check_state(x0, "x0")
         self.check_time(t)
+        tt = as_time(t)
+        if tt.ndim > 1 or (tt.ndim == 1 and tt.shape[0] != x0.shape[0]):
+            raise ValueError(f"t must be a float, a 0-d tensor or a (batch,) = ({x0.shape[0]},) tensor; got shape {tuple(tt.shape)}")
         eps = randn(x0.shape, seeds=seeds, generator=generator, dtype=x0.dtype, device=x0.device)
         return self.marginal(x0, t, eps), eps
 
