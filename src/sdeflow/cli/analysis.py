@@ -49,6 +49,7 @@ def run_likelihood(args: argparse.Namespace) -> dict:
     if (args.checkpoint is None) == (args.target is None):
         raise ValueError("give exactly one model: --checkpoint PATH or --target NAME (an exact-score target)")
     n = _check_positive_int(args.n, "--n")
+    _check_positive_int(args.probes, "--probes")
     json_path = check_output_file(args.json, "--json", overwrite=args.overwrite, inputs=[args.data])
     dtype = torch.float64 if args.float64 else torch.float32
     target = None

@@ -125,6 +125,11 @@ def run_sample(args: argparse.Namespace) -> dict:
         raise ValueError(f"--n must be >= 2; got {args.n}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0 (the first per-sample seed); got {args.seed}")
+    from ..sdes.integrate import MAX_FIXED_STEPS
+
+    for flag, value in (("--steps", args.steps), ("--nfe", args.nfe)):
+        if value is not None and value > MAX_FIXED_STEPS:  # refused before the grid and the trajectory are allocated
+            raise ValueError(f"{flag} must be <= {MAX_FIXED_STEPS}; got {value}")
     if args.floor_boot < 2:
         raise ValueError(f"--floor-boot must be >= 2 (replicates of the two-sample floor); got {args.floor_boot}")
     if args.ckpt is None and (args.label is not None or args.guidance is not None):
