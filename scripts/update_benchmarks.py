@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["samplers", "sde", "training", "analysis"]
+ORDER = ["samplers", "sde", "training", "analysis", "reliability"]
 TITLES = {
     "samplers": "Samplers: accuracy per model call against k-diffusion and diffusers",
     "sde": "The general SDE engine against torchsde, NumPy and hand-written loops",
     "training": "Training: quality and throughput",
     "analysis": "Likelihood and Fokker-Planck",
+    "reliability": "Reliability: fuzzing every public entry point",
 }
 
 HEADER = """# Benchmarks
