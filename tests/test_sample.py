@@ -104,7 +104,22 @@ def test_error_paths():
     with pytest.raises(ValueError, match="alpha"):
         sdeflow.sample(lambda x, t: x, Linear(), x, prediction="eps", grid="uniform")
     with pytest.raises(ValueError, match="infinite coefficients"):
-        sdeflow.sample(lambda x, t: x, Linear(), x, prediction="velocity", solver="euler_maruyama", seed=0)
+        sdeflow.sample(lambda x, t: x, Linear(), x, prediction="velocity", solver="euler_maruyama", seed=0, grid="uniform")
+    # Its default grid starts one t_min below T, where the reverse SDE is finite.
+    r = sdeflow.sample(lambda x, t: x, Linear(), x, prediction="velocity", solver="euler_maruyama", seed=0, steps=4)
+    assert abs(float(r.ts[0]) - (1.0 - Linear().t_min)) < 1e-12
+    # Bad input named: empty x, seed, generator, callback, model, absurd step counts.
+    for kwargs, err, word in ((dict(x=x[:0]), ValueError, "x must"), (dict(seed=2.5, solver="heun"), TypeError, "seed"),
+                              (dict(seed=[0, 1, 2], solver="heun"), ValueError, "seed"),
+                              (dict(generator=3, solver="heun"), TypeError, "generator"),
+                              (dict(callback=3, solver="heun"), TypeError, "callback"),
+                              (dict(steps=10**12), ValueError, "steps"), (dict(nfe=10**12), ValueError, "nfe"),
+                              (dict(model=3), TypeError, "model")):
+        args = dict(model=m, x=x, steps=3) | kwargs
+        if "nfe" in kwargs:
+            args.pop("steps")
+        with pytest.raises(err, match=word):
+            sdeflow.sample(args.pop("model"), p, args.pop("x"), **args)
 
     def nan_after(x, t):
         return torch.where(t[:, None] < 0.5, torch.full_like(x, float("nan")), x)

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ._utils import check_int, check_state
-from .grids import TimeGrid, UniformLogSNR, UniformVPTime, default_grid, get as get_grid, validate_ts
+from .grids import TimeGrid, UniformLogSNR, UniformT, UniformVPTime, default_grid, get as get_grid, validate_ts
 from .grids.base import Explicit
 from .models.denoiser import Denoiser
 from .models.parameterization import check_prediction
@@ -43,7 +43,20 @@ _LOG_SNR_SOLVERS = frozenset({
     "dpm_solver_pp_2m_sde", "dpm_solver_pp_3m_sde", "unipc", "deis",
 })
 
+MAX_STEPS = 2**22
+"""The largest ``steps`` or ``nfe`` accepted (a grid of that many float64 times is 32 MiB)."""
+
 Callback = Callable[[dict[str, Any]], None]
+
+
+def _check_seed(seed: object, batch: int) -> None:
+    """``seed``: an int, one int per sample (a sequence or an integer tensor); named in the error."""
+    from .noise.rng import as_seeds
+
+    try:
+        as_seeds(seed, batch, name="seed")
+    except (TypeError, ValueError) as err:
+        raise type(err)(str(err)) from None
 
 
 @dataclass
@@ -103,7 +116,8 @@ def default_grid_for(process: DiffusionProcess, solver: Solver) -> TimeGrid:
     noise level at ``T`` is infinite (rectified flow). The solver-aware grids of
     :mod:`sdeflow.grids.optimized` and grids tuned for your model (``sdeflow tune-grid``) are used
     when asked for (``grid=OptimizedGrid(...)``, ``grid=load_tuned_grid(path)``); ``tuned_ab`` keeps
-    its own grid, which its coefficients were tuned with."""
+    its own grid, which its coefficients were tuned with. A stochastic solver on a process whose
+    noise level is infinite at ``T`` starts at ``T - t_min`` (its reverse SDE is singular at ``T``)."""
     finite = bool(torch.isfinite(process.noise_level(process.T)))
     if finite and solver.name == "tuned_ab":
         from .grids.optimized import OptimizedGrid
@@ -114,6 +128,9 @@ def default_grid_for(process: DiffusionProcess, solver: Solver) -> TimeGrid:
             pass
     if finite and solver.name in _LOG_SNR_SOLVERS and not getattr(solver, "adaptive", False):
         return UniformLogSNR()
+    if not finite and bool(solver.stochastic):
+        # The reverse SDE's coefficients are infinite at alpha = 0: start one t_min below T.
+        return UniformT(t_max=process.T - process.t_min)
     return default_grid(process)
 
 
@@ -214,8 +231,18 @@ def sample(
         :class:`SampleResult` with ``samples`` and the real number of model calls ``nfe``.
     """
     check_state(x, "x")
+    if x.shape[0] < 1 or x.numel() == 0:
+        raise ValueError(f"x must hold at least one sample of at least one element, shape (batch, *event_shape); got shape {tuple(x.shape)}")
     if not isinstance(process, DiffusionProcess):
         raise TypeError(f"process must be a sdeflow DiffusionProcess (e.g. sdeflow.processes.VP()); got {type(process).__name__}")
+    if not callable(model):
+        raise TypeError(f"model must be a callable model(x, t) -> prediction (or a Denoiser); got {type(model).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a callable taking a dict {{i, t0, t1, x, x0}}; got {type(callback).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
+    if seed is not None:
+        _check_seed(seed, x.shape[0])
     if isinstance(model, Denoiser):
         if prediction is not None and prediction != model.prediction:
             raise ValueError(f"prediction={prediction!r} contradicts the Denoiser's prediction {model.prediction!r}")
@@ -232,8 +259,12 @@ def sample(
         denoiser = Denoiser(model, process, prediction, check_finite=check_finite)
     if steps is not None:
         check_int(steps, "steps")
+        if steps > MAX_STEPS:
+            raise ValueError(f"steps={steps} exceeds the bound of {MAX_STEPS} steps (2**22); sampling needs far fewer")
     if nfe is not None:
         check_int(nfe, "nfe")
+        if nfe > MAX_STEPS:
+            raise ValueError(f"nfe={nfe} exceeds the bound of {MAX_STEPS} model calls (2**22); sampling needs far fewer")
         if steps is not None:
             raise ValueError("give either steps or nfe, not both")
     if solver is None and not solver_options:
