@@ -115,7 +115,9 @@ def write_report(sections: dict[str, list[dict]], out: Path) -> None:
              "same noise. The best peer is, per problem and budget, the best of every k-diffusion and diffusers "
              "sampler of `benchmarks/samplers.py` (about 30 configurations): an oracle no single peer configuration "
              "reaches. The default configuration's rule was chosen on the tuning half; the validation half was "
-             "never used for any choice.", "", f"Default configuration: **{label}**.", ""]
+             "never used for any choice. Where the default's rule was measured through its two configurations "
+             "before it became the default (the tuning half of the first report), its rows are those "
+             "configurations' rows: the same samples by construction (tests/test_sample.py).", "", f"Default configuration: **{label}**.", ""]
     for split, rows in sections.items():
         lines += [f"## {split} half", "", *summary(rows, label), "", "<details><summary>per problem</summary>", "",
                   *per_problem(rows, label), "", "</details>", ""]
