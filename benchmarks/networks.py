@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import inspect
 import math
 import sys
 import tempfile
@@ -507,11 +508,14 @@ def diffusers_configs(flow: bool = True) -> list[Config]:
     samplers.py's driver tries step counts from the budget down until a run's model calls fit (free with an
     exact score, up to 26 wasted runs of a 2-call-per-step scheduler at 50 NFE with a network): the runs it
     will reject are known in advance (one call per scheduler timestep), so here they get a zero denoiser
-    instead of the network (:meth:`EDMDenoiser.skipping`); the accepted run is unchanged."""
+    instead of the network (:meth:`EDMDenoiser.skipping`); the accepted run is unchanged. DDIM runs with
+    ``clip_sample=False`` (its default clips ``x0_hat`` to [-1, 1], which is not the ODE and cuts the moons)."""
     out = []
     for cfg in S.diffusers_configs():
         def run(problem: NetworkProblem, budget: int, inner=cfg.run):
             cls, kw = inner.__defaults__  # samplers.py binds the scheduler class and options as defaults
+            if "clip_sample" in inspect.signature(cls.__init__).parameters:
+                kw = {**kw, "clip_sample": False}  # DDIM clips x0_hat to [-1, 1] by default: not the ODE (moons leave [-1, 1])
             skip = 0
             for steps in range(budget, 0, -1):
                 calls = _diffusers_calls(cls, tuple(sorted(kw.items())), steps)
@@ -519,7 +523,7 @@ def diffusers_configs(flow: bool = True) -> list[Config]:
                     break
                 skip += calls
             with torch.no_grad(), problem.target.skipping(skip) as calls:
-                x, used, rho0, y0 = inner(problem, budget)
+                x, used, rho0, y0 = S.run_diffusers(problem, budget, cls, kw)
             if calls["skipped"] != skip or calls["real"] != used:
                 raise RuntimeError(f"diffusers call accounting: skipped {calls['skipped']} of {skip}, {calls['real']} real calls "
                                    f"for {used} reported")
@@ -548,7 +552,6 @@ def flow_configs() -> list[Config]:
         from diffusers import FlowMatchEulerDiscreteScheduler
     except ImportError:
         return []
-    import inspect
 
     table = [("FlowMatchEuler", FlowMatchEulerDiscreteScheduler, {})]
     from diffusers import DPMSolverMultistepScheduler, UniPCMultistepScheduler
