@@ -43,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sdeflow`` console script; returns the exit code."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "pass_through", False):
+        # A command that hands its arguments to another parser (``bench NAME ...``) takes them verbatim.
+        args.args = list(getattr(args, "args", [])) + extra
+        extra = []
     if extra:
         # Report a stray argument as the command's own error line (``sdeflow COMMAND: error: ...``, exit 2)
         # with the command's usage, not the top-level parser's.

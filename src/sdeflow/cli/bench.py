@@ -1,7 +1,9 @@
-"""``sdeflow bench samplers``: the sampler benchmark against k-diffusion and diffusers.
+"""``sdeflow bench NAME``: run one of the repository's benchmarks.
 
-The benchmark lives in the repository's ``benchmarks/samplers.py`` (peers are optional extras of the
-benchmark, never of the package); this command finds that file and runs it.
+Every benchmark lives in the repository's ``benchmarks/NAME.py`` (peers are optional extras of the
+benchmark, never of the package); this command finds that file and runs its ``main(argv)``.
+``bench samplers`` has options of its own; every other benchmark named in ``BENCHMARKS`` takes its
+arguments verbatim (``sdeflow bench inverse --quick`` runs ``benchmarks/inverse.py --quick``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["register", "find_benchmark"]
+__all__ = ["register", "find_benchmark", "BENCHMARKS"]
+
+# The benchmarks that ``sdeflow bench NAME ARGS...`` runs by passing ARGS to ``benchmarks/NAME.py``'s
+# ``main(argv)``; each file's ``--help`` documents its options. Adding a benchmark is adding its file and
+# one line here.
+BENCHMARKS = {
+    "family": "sampler defaults on the tuning and validation family of exact-score mixtures",
+    "networks": "samplers on the demo's trained networks (digits U-Net, moons flow) against peers",
+}
 
 
 def find_benchmark(name: str) -> Path:
@@ -32,20 +42,31 @@ def find_benchmark(name: str) -> Path:
     )
 
 
+def _load(name: str):
+    """The module of ``benchmarks/<name>.py``, registered in sys.modules (its dataclasses look it up)."""
+    path = find_benchmark(name)
+    spec = importlib.util.spec_from_file_location(f"sdeflow_benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_generic(args: argparse.Namespace) -> int:
+    module = _load(args.benchmark)
+    return int(module.main(list(args.args)) or 0)
+
+
 def _run_samplers(args: argparse.Namespace) -> int:
     from ._common import prepare_out_dir
 
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1; got {args.threads}")
-    path = find_benchmark("samplers")
     out = None
     if args.out:
         out = prepare_out_dir(args.out, "sdeflow-bench", ["BENCHMARKS-samplers.md", "samplers.json"], args.overwrite,
                               patterns=["samplers_*.png"])
-    spec = importlib.util.spec_from_file_location("sdeflow_benchmark_samplers", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses in the benchmark look their module up
-    spec.loader.exec_module(module)
+    module = _load("samplers")
     argv = ["--threads", str(args.threads)]
     if args.quick:
         argv.append("--quick")
@@ -57,7 +78,7 @@ def _run_samplers(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="run a benchmark (samplers: against k-diffusion and diffusers)")
+    p = subparsers.add_parser("bench", help="run a benchmark of the repository's benchmarks/ folder")
     sub = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     s = sub.add_parser("samplers", help="error vs model calls on exact-score mixtures, peers when installed")
     s.add_argument("--quick", action="store_true", help="a smoke run: small samples, budgets 5, 10, 20")
@@ -66,3 +87,8 @@ def register(subparsers) -> None:
     s.add_argument("--overwrite", action="store_true", help="allow replacing an earlier report in --out")
     s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     s.set_defaults(func=_run_samplers)
+    for name, text in sorted(BENCHMARKS.items()):
+        g = sub.add_parser(name, help=text, add_help=False,
+                           description=f"runs benchmarks/{name}.py; its options: sdeflow bench {name} --help")
+        g.add_argument("args", nargs=argparse.REMAINDER, help=f"arguments of benchmarks/{name}.py")
+        g.set_defaults(func=_run_generic, pass_through=True)
