@@ -1,5 +1,6 @@
 """Targets with known answers: Gaussian mixtures with exact noised scores, denoisers and flows."""
 
+from .bridge import GaussianBridge
 from .family import DATA_STD, FAMILY_SPLITS, FamilyProblem, family, family_names, family_problem, random_mixture
 from .gaussian_mixture import PREDICTIONS, GaussianMixture, MixtureModel
 from .presets import available, gaussian, get, mixture64d, ring2d
@@ -8,6 +9,7 @@ __all__ = [
     "DATA_STD",
     "FAMILY_SPLITS",
     "FamilyProblem",
+    "GaussianBridge",
     "PREDICTIONS",
     "GaussianMixture",
     "MixtureModel",
