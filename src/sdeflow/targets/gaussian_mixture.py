@@ -347,6 +347,64 @@ class GaussianMixture:
             return between + torch.diag(self._weights @ self._var)
         return between + torch.einsum("k,kij->ij", self._weights, self.covs)
 
+    def posterior(self, operator: Any, y: torch.Tensor) -> "GaussianMixture":
+        """The exact posterior ``p(x | y)`` of this mixture prior under ``y = A x + noise_std * n``, ``n ~ N(0, I)``.
+
+        Conjugacy component by component (Bishop 2006, eqs. 2.113-2.117, in Woodbury form): with
+        ``S_k = A Sigma_k A^T + s^2 I`` (``s = operator.noise_std``) and the gain ``G_k = Sigma_k A^T S_k^{-1}``,
+
+            mu_k'    = mu_k + G_k (y - A mu_k)
+            Sigma_k' = Sigma_k - G_k A Sigma_k
+            w_k'     proportional to  w_k N(y; A mu_k, S_k)      (the evidence of component k)
+
+        and ``p(x | y) = sum_k w_k' N(x; mu_k', Sigma_k')``, again a :class:`GaussianMixture` (full
+        covariances, this mixture's event shape), so sampling, ``log_prob``, ``mean``, ``covariance``
+        and the exact noised scores all apply to it. Weights are normalized in log space; a weight that
+        underflows float64 is kept at the smallest normal float64 (``2.2e-308``) instead of 0.
+
+        Args:
+            operator: a linear :mod:`sdeflow.inverse.operators` operator (its dense ``matrix()`` is
+                formed, ``(M, D)``) with ``noise_std > 0`` (a noiseless posterior is singular).
+            y: one measurement, shape ``(1, *measurement_shape)``.
+
+        Returns:
+            The posterior as a ``GaussianMixture``.
+        """
+        from ..inverse.operators import Operator
+
+        if not isinstance(operator, Operator):
+            raise TypeError(f"operator must be a sdeflow.inverse.operators.Operator; got {type(operator).__name__}")
+        if not operator.linear:
+            raise TypeError(f"operator must be linear for a closed-form posterior; got {type(operator).__name__}")
+        if not operator.noise_std > 0:
+            raise ValueError(
+                "operator.noise_std must be > 0: the exact posterior of a noiseless measurement is a singular Gaussian "
+                "mixture (no density); give the operator a small noise_std"
+            )
+        op = operator.bind(self._event_shape)
+        y = op.check_y(y, "y")
+        if y.shape[0] != 1:
+            raise ValueError(f"y must hold one measurement, shape (1, *measurement_shape); got shape {tuple(y.shape)}")
+        yv = y.detach().reshape(-1).to(device="cpu", dtype=torch.float64)
+        A = op.matrix(torch.float64)  # (M, D)
+        M = A.shape[0]
+        cov = self.covs  # (K, D, D)
+        mu = self._means
+        AS = A @ cov  # (K, M, D): A Sigma_k
+        S = AS @ A.T + op.noise_std**2 * torch.eye(M, dtype=torch.float64)  # (K, M, M)
+        L = torch.linalg.cholesky(S)
+        resid = yv - mu @ A.T  # (K, M)
+        z = torch.linalg.solve_triangular(L, resid[..., None], upper=False)[..., 0]  # L^{-1} r
+        W = torch.linalg.solve_triangular(L, AS, upper=False)  # L^{-1} A Sigma_k, (K, M, D)
+        post_mu = mu + (W.mT @ z[..., None])[..., 0]  # mu + Sigma A^T S^{-1} r
+        post_cov = cov - W.mT @ W
+        post_cov = 0.5 * (post_cov + post_cov.mT)
+        logdet = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
+        log_ev = -0.5 * ((z * z).sum(-1) + logdet + M * _LOG_2PI)
+        log_w = torch.log(self._weights) + log_ev
+        w = torch.exp(log_w - torch.logsumexp(log_w, 0)).clamp_min(torch.finfo(torch.float64).tiny)
+        return GaussianMixture(w, post_mu, covs=post_cov, event_shape=self._event_shape)
+
     def __repr__(self) -> str:
         shape = "" if self._event_shape == (self.dim,) else f", event_shape={self._event_shape}"
         return (
