@@ -1,6 +1,7 @@
 """SDE objects (general, forward diffusion, reverse diffusion) and the general integrators."""
 
-from .adapter import TorchsdeSDE, as_sde
+from .adapter import LogqpSDE, TorchsdeSDE, as_sde
+from .adjoint import sdeint_adjoint
 from .base import CALCULI, NOISE_TYPES, SDE
 from .diffusion import ForwardDiffusionSDE, ReverseDiffusionSDE
 from .integrate import odeint, sdeint
@@ -12,7 +13,9 @@ __all__ = [
     "ForwardDiffusionSDE",
     "ReverseDiffusionSDE",
     "TorchsdeSDE",
+    "LogqpSDE",
     "as_sde",
     "odeint",
     "sdeint",
+    "sdeint_adjoint",
 ]

@@ -16,6 +16,7 @@ Adaptive steps use the method's embedded error estimate and a PI step-size contr
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -26,13 +27,15 @@ from ..solvers.base import Solver, get as get_solver
 from .._utils import check_int
 from ._checks import FirstSteps, check_finite_end, check_finite_start, function_names
 from ._noise import RowsOf, SampleBrownianPath
-from .adapter import ODEFunction, as_sde
-from .base import SDE
+from .adapter import LogqpSDE, ODEFunction, as_sde, torchsde_methods
+from .base import CALCULI, NOISE_TYPES, SDE
 
-__all__ = ["sdeint", "odeint", "iterate", "resolve_method", "SDE_ALIASES", "ODE_ALIASES", "MAX_FIXED_STEPS"]
+__all__ = ["sdeint", "odeint", "TORCHSDE_METHODS", "METHOD_OPTIONS", "iterate", "resolve_method", "SDE_ALIASES", "ODE_ALIASES", "MAX_FIXED_STEPS"]
 
 SDE_ALIASES = {
     "euler": "euler_maruyama",
+    "reversible_heun": "reversible_heun",
+    "log_ode": "log_ode",
     "heun": "heun_sde",
     "midpoint": "midpoint_sde",
     "milstein": "milstein",
@@ -139,11 +142,7 @@ def _default_noise(sde: SDE, solver: Solver, y0: torch.Tensor, grid: list[float]
 
     shape = tuple(sde.brownian_shape(y0))
     if seed is None and generator is None:
-        raise ValueError(
-            f"method {solver.name!r} is stochastic: pass seed=int (or generator=torch.Generator, or bm=a Brownian "
-            "object). sdeflow never draws from torch's global random generator; torchsde users who relied on "
-            "torch.manual_seed can pass seed=0 (or any int) for a reproducible path"
-        )
+        seed = _global_seed()  # torchsde's default (sdeint draws it once, before this)
     if not adaptive:
         return BrownianPath(grid, shape, seed=seed, generator=generator, dtype=y0.dtype, device=y0.device)
     from ..noise.brownian import BrownianTree
@@ -180,6 +179,8 @@ def iterate(
     grid: list[float] | None = None,
     positions: list[int] | None = None,
     label: str = "sdeint",
+    state0: Any = None,
+    final: dict | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the solution at ``ts[1:]`` one at a time (the streaming core of :func:`sdeint`/:func:`odeint`).
 
@@ -196,11 +197,19 @@ def iterate(
     where the drift itself is not finite at an accepted (finite) state, or no smaller step helps,
     a FloatingPointError names the function and the time (no spinning until ``max_steps``).
     ``label`` names the entry point in messages.
+
+    ``state0`` replaces the solver's initial state (torchsde's ``extra_solver_state``); ``final``, a
+    dict, receives the solver state after the last step (``final["state"]``) and, for adaptive steps,
+    the accepted step times (``final["times"]``). A method without an embedded error estimate steps
+    adaptively by step doubling (torchsde's rule): the error is the difference between one step of
+    ``h`` and two of ``h / 2``, and the two half steps are kept.
     """
     y = y0
     probe = FirstSteps(problem, label)
     if not adaptive:
         state = solver.init(problem, list(grid), y)  # the interface: init sees the whole grid
+        if state0 is not None:
+            state = state0
         step = solver.step
         targets = positions[1:]
         k, j = 0, 0
@@ -223,19 +232,32 @@ def iterate(
                 y, state = res.x, res.state
                 k += 1
             yield y
+        if final is not None:
+            final["state"] = state
         return
     beta1, beta2 = 0.7 / order, 0.4 / order
     t, h, prev, steps, bad = ts[0], dt, 1.0, 0, 0
     span = abs(ts[-1] - ts[0])
     state = solver.init(problem, [float(t), float(ts[-1])], y)  # adaptive: only the interval is known
+    if state0 is not None:
+        state = state0
     current = probe
+    embedded = getattr(solver, "error_estimate", False)
+    accepted = [float(t)] if final is not None else None
     for t_out in ts[1:]:
         while t < t_out:
             if steps >= max_steps:
                 raise RuntimeError(f"adaptive stepping took more than max_steps={max_steps} steps before t = {t_out}")
             t1 = t_out if t + 1.01 * h >= t_out else t + h
-            res, err = solver.step_with_error(current, t, t1, y, state,
-                                              noise if current is problem else probe.checked_noise(noise, y0))
+            bm_now = noise if current is problem else probe.checked_noise(noise, y0)
+            if embedded:
+                res, err, mid = *solver.step_with_error(current, t, t1, y, state, bm_now), None
+            else:  # step doubling: one step of h against two of h / 2
+                mid = t + 0.5 * (t1 - t)
+                whole = solver.step(current, t, t1, y, state, bm_now)
+                half = solver.step(current, t, mid, y, state, bm_now)
+                res = solver.step(current, mid, t1, half.x, half.state, bm_now)
+                err = res.x - whole.x
             if current is probe:
                 probe.check_step(y0, res.x, solver.name)
                 current = problem
@@ -258,12 +280,16 @@ def iterate(
                 )
             if r <= 1.0 or taken <= dt_min * 1.0000001:
                 t, y, state = t1, y1, new_state
+                if accepted is not None:
+                    accepted.extend((mid, t1) if mid is not None else (t1,))
                 fac = _SAFETY * max(r, 1e-10) ** -beta1 * prev**beta2
                 prev = max(r, 1e-4)
             else:
                 fac = _SAFETY * r ** (-1.0 / order)
             h = max(dt_min, taken * min(_FAC_MAX, max(_FAC_MIN, fac)))
         yield y
+    if final is not None:
+        final["state"], final["times"] = state, accepted
 
 
 _MAX_NONFINITE = 40
@@ -312,30 +338,215 @@ MAX_ADAPTIVE_STEPS = 10**7
 """The default bound on the steps of an adaptive solve (nothing is stored per step)."""
 
 
+TORCHSDE_METHODS = ("euler", "milstein", "srk", "midpoint", "reversible_heun", "heun", "log_ode", "euler_heun")
+"""torchsde's method names (``adjoint_reversible_heun`` is an ``adjoint_method`` only)."""
+
+METHOD_OPTIONS = ("grad_free",)
+"""torchsde's ``options`` keys: ``grad_free`` (Milstein without derivatives of ``g``; sdeflow's Milstein
+is always derivative-free, so both values run the same method)."""
+
+_EULER_WARNING = (
+    "Numerical solution is not guaranteed to converge to the correct solution when using adaptive time-stepping "
+    "with the Euler-Maruyama method with non-additive noise (its step-doubling error estimate measures the strong "
+    "error of an order-0.5 method); prefer an adaptive method with an embedded estimate such as 'milstein' or 'srk'"
+)
+
+
+def _check_options(options) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a dict such as {{'grad_free': True}} or None; got {type(options).__name__}")
+    unknown = set(options) - set(METHOD_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown options {sorted(unknown)}; sdeint accepts {list(METHOD_OPTIONS)} (torchsde's)")
+    if "grad_free" in options and not isinstance(options["grad_free"], bool):
+        raise TypeError(f"options['grad_free'] must be a bool; got {options['grad_free']!r}")
+    return dict(options)
+
+
+def _noise_size(bm) -> int | None:
+    """The number of Brownian motions of a Brownian object that tells its shape (torchsde's ``bm.shape``)."""
+    shape = getattr(bm, "shape", None)
+    try:
+        return int(shape[-1]) if shape is not None and len(shape) >= 2 else None
+    except (TypeError, ValueError):
+        return None
+
+
+class _Setup:
+    """What :func:`sdeint` and :func:`~sdeflow.sdes.adjoint.sdeint_adjoint` share: checked arguments, the
+    (logqp-augmented) initial state, the problem, the method, the step grid and the default noise."""
+
+    def __init__(self, sde, y0, ts, bm, method, dt, adaptive, rtol, atol, dt_min, options, names, logqp,
+                 extra_solver_state, seed, generator, error_norm, max_steps, chunk_size, label):
+        check_state(y0, "y0")
+        if y0.shape[0] < 1 or y0[0].numel() < 1:
+            raise ValueError(
+                f"y0 must hold at least one sample of at least one coordinate (batch >= 1, non-empty event shape); "
+                f"got shape {tuple(y0.shape)}"
+            )
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
+        self.times = times = _as_times(ts)
+        self.dt = dt = _check_dt(dt, "dt")
+        _check_tolerances(rtol, atol, dt_min)
+        if error_norm not in ("batch", "sample"):
+            raise ValueError(f"error_norm must be 'batch' or 'sample'; got {error_norm!r}")
+        if bm is not None and not callable(bm):
+            raise TypeError(
+                f"bm must be a Brownian object bm(ta, tb) -> W(tb) - W(ta) (e.g. sdeflow.noise.BrownianPath) or "
+                f"None; got {type(bm).__name__}"
+            )
+        self.options = _check_options(options)
+        if not isinstance(logqp, bool):
+            raise TypeError(f"logqp must be a bool; got {logqp!r}")
+        if max_steps is None:
+            max_steps = MAX_ADAPTIVE_STEPS if adaptive else MAX_FIXED_STEPS
+        self.max_steps = check_int(max_steps, "max_steps")
+        self.batch = batch = y0.shape[0]
+        self.chunk = batch if chunk_size is None else min(check_int(chunk_size, "chunk_size"), batch)
+        if chunk_size is not None and extra_solver_state is not None:
+            raise ValueError("extra_solver_state cannot be combined with chunk_size (the state is the whole batch's)")
+        if adaptive:  # NaN in y0 would make every step's error estimate NaN; fixed steps find it at the end
+            check_finite_start(y0, label)
+        self.d = None
+        if logqp:
+            if isinstance(sde, SDE):
+                raise ValueError(
+                    "logqp=True augments a torchsde-style object with methods f, g and h (the prior drift); got a "
+                    f"sdeflow {type(sde).__name__}"
+                )
+            if y0.ndim != 2:
+                raise ValueError(f"logqp=True needs y0 of shape (batch, d); got shape {tuple(y0.shape)}")
+            noise_type, sde_type = getattr(sde, "noise_type", None), getattr(sde, "sde_type", None)
+            if noise_type not in NOISE_TYPES or sde_type not in CALCULI:
+                raise ValueError(f"sde.noise_type must be one of {NOISE_TYPES} and sde.sde_type one of {CALCULI}; got "
+                                 f"{noise_type!r}, {sde_type!r}")
+            sde = LogqpSDE(torchsde_methods(sde, names), noise_type, sde_type)
+            names = None
+            self.d = y0.shape[1]
+            y0 = torch.cat((y0, y0.new_zeros(batch, 1)), dim=1)
+        self.sde, self.names, self.y0 = sde, names, y0
+        self.noise_size = _noise_size(bm)
+        if method == "adjoint_reversible_heun":
+            raise ValueError("'adjoint_reversible_heun' is an adjoint_method of sdeint_adjoint, not a method; use "
+                             "method='reversible_heun'")
+        self.problem = problem = as_sde(sde, y0[: self.chunk], times[0], names, self.noise_size)
+        self.solver = solver = resolve_method(method, problem)
+        self.adaptive = adaptive
+        self.grid = self.positions = None
+        if adaptive:
+            if not getattr(solver, "error_estimate", False) and solver.name == "euler_maruyama" \
+                    and structure(problem) != "additive":
+                warnings.warn(_EULER_WARNING, UserWarning, stacklevel=3)
+        else:
+            self.grid, self.positions = step_grid(times, dt, self.max_steps)
+        self.order = getattr(solver, "strong_orders", {}).get(structure(problem), solver.strong_order or 1.0)
+        self.state0 = self._check_state0(extra_solver_state, y0)
+        self.bm, self.seed, self.generator = bm, seed, generator
+        self.base_seed = None
+        if chunk_size is not None and bm is None:
+            self.base_seed = _base_seed(seed, generator, solver)
+        elif bm is None and seed is None and generator is None:
+            self.seed = _global_seed()
+
+    def _check_state0(self, state, y0):
+        if state is None:
+            return None
+        if not isinstance(state, (tuple, list)) or not all(isinstance(s, torch.Tensor) for s in state):
+            raise TypeError(f"extra_solver_state must be a tuple of tensors (as returned with extra=True); got "
+                            f"{type(state).__name__}")
+        want = carried(self.solver.init(self.problem, [self.times[0]], y0))
+        if len(state) != len(want) or any(a.shape != b.shape for a, b in zip(state, want)):
+            raise ValueError(
+                f"extra_solver_state of method {self.solver.name!r} must hold {len(want)} tensors of shapes "
+                f"{[tuple(w.shape) for w in want]} (what extra=True returns); got {[tuple(s.shape) for s in state]}"
+            )
+        return tuple(state) if want else None
+
+    def noise(self, problem, lo: int, hi: int, yc: torch.Tensor):
+        """The Brownian motion of rows ``lo:hi``."""
+        if self.bm is not None:
+            return self.bm if hi - lo == self.batch else RowsOf(self.bm, lo, hi)
+        times = self.times
+        if self.base_seed is None:
+            return _default_noise(problem, self.solver, yc, self.grid, times[0], times[-1], self.seed,
+                                  self.generator, self.adaptive)
+        seeds = torch.arange(self.base_seed + lo, self.base_seed + hi, dtype=torch.int64)
+        return _sample_noise(problem, self.solver, yc, self.grid, times[0], times[-1], seeds, self.adaptive)
+
+    def steps(self, problem, yc, noise, state0=None, final=None, label="sdeint", rtol=1e-5, atol=1e-4, dt_min=1e-5,
+              error_norm="batch"):
+        return iterate(problem, self.solver, yc, self.times, noise, dt=self.dt, adaptive=self.adaptive, rtol=rtol,
+                       atol=atol, dt_min=dt_min, error_norm=error_norm, max_steps=self.max_steps, order=self.order,
+                       grid=self.grid, positions=self.positions, label=label, state0=state0, final=final)
+
+    def check_end(self, out: torch.Tensor, problem, label: str) -> None:
+        f_name, g_name = function_names(problem)
+        check_finite_end(out, self.times, label, (
+            f"With method {self.solver.name!r} and dt = {self.dt:g}: an explicit step beyond the method's stability "
+            f"limit makes the solution grow without bound; use a smaller dt or adaptive=True. Otherwise {f_name} or "
+            f"{g_name} returns NaN/inf there (check them at those times and states)"
+        ))
+
+    def result(self, ys: torch.Tensor, state, extra: bool):
+        """torchsde's return convention: ``ys``, then the log-ratio increments (logqp), then the state (extra)."""
+        out = [ys]
+        if self.d is not None:
+            ys, log_ratio = ys[..., : self.d], ys[..., self.d]
+            out = [ys, log_ratio[1:] - log_ratio[:-1]]  # (T - 1, batch)
+        if extra:
+            out.append(carried(state))
+        return out[0] if len(out) == 1 else tuple(out)
+
+
+def carried(state) -> tuple[torch.Tensor, ...]:
+    """The tensors a method carries from step to step (torchsde's ``extra_solver_state``): a solver state
+    that is a plain tuple of tensors (``reversible_heun``'s ``(f, G, z)``); ``()`` for a state of per-solve
+    constants (Milstein's layout, the SRK plans) or none."""
+    if type(state) in (tuple, list) and state and all(isinstance(v, torch.Tensor) for v in state):
+        return tuple(state)
+    return ()
+
+
+def _global_seed() -> int:
+    """A seed drawn from torch's global generator (torchsde's default: ``torch.manual_seed`` reproduces it)."""
+    return int(torch.randint(0, 2**62, (1,)).item())
+
+
 def sdeint(
-    sde: SDE | Any,
+    sde: SDE | object,
     y0: torch.Tensor,
     ts: Sequence[float] | torch.Tensor,
     bm: Callable | None = None,
-    *,
     method: str | Solver | None = None,
     dt: float = 1e-3,
     adaptive: bool = False,
     rtol: float = 1e-5,
     atol: float = 1e-4,
     dt_min: float = 1e-5,
+    options: dict[str, Any] | None = None,
+    names: dict[str, str] | None = None,
+    logqp: bool = False,
+    extra: bool = False,
+    extra_solver_state: tuple[torch.Tensor, ...] | None = None,
+    *,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     error_norm: str = "batch",
-    names: dict[str, str] | None = None,
     max_steps: int | None = None,
     chunk_size: int | None = None,
-) -> torch.Tensor:
+):
     r"""Solve ``dy = f(t, y) dt + G(t, y) dW`` and return ``y`` at every time of ``ts``.
 
+    The arguments up to ``extra_solver_state`` are torchsde's ``sdeint``'s, in its order, with its
+    meaning (torchsde code runs unchanged; the differences are listed in ``docs/sde-engine.md``).
+
     Args:
-        sde: a sdeflow :class:`~sdeflow.sdes.SDE`, or a torchsde-style object (``f``, ``g``,
-            ``noise_type``, ``sde_type``), used unchanged.
+        sde: a sdeflow :class:`~sdeflow.sdes.SDE`, or a torchsde-style object (``noise_type``,
+            ``sde_type`` and ``f``/``g``, or ``f_and_g``, or ``f`` with ``g_prod``, or ``f_and_g_prod``),
+            used unchanged.
         y0: the initial state ``(batch, *event_shape)`` (``(batch, d)`` for torchsde-style objects),
             finite.
         ts: strictly increasing output times, 1-d; ``ts[0]`` is the initial time.
@@ -343,18 +554,32 @@ def sdeint(
             :class:`~sdeflow.noise.BrownianPath` (fixed steps) or a
             :class:`~sdeflow.noise.BrownianTree` (adaptive), seeded by ``seed`` or ``generator``.
         method: a registered method name (``sdeflow.solvers.available()``), a torchsde name
-            (``euler``, ``milstein``, ``srk``, ``heun``, ``euler_heun``, ``midpoint``) or a solver
-            object; default ``srk`` for Ito and ``midpoint`` for Stratonovich SDEs (torchsde's). A
-            method that cannot integrate the SDE's noise or calculus raises a ValueError naming those
-            that can.
+            (``euler``, ``milstein``, ``srk``, ``heun``, ``euler_heun``, ``midpoint``,
+            ``reversible_heun``, ``log_ode``) or a solver object; default ``srk`` for Ito and ``midpoint``
+            for Stratonovich SDEs (torchsde's). A method that cannot integrate the SDE's noise or calculus
+            raises a ValueError naming those that can.
         dt: the step (fixed), or the first step (adaptive).
-        adaptive: adaptive steps from the method's embedded error estimate (methods with
-            ``error_estimate = True``: milstein, the Stratonovich Runge-Kutta methods, the SRK family,
-            platen_weak2) and a PI controller on ``rtol``, ``atol``, never below ``dt_min``.
-        seed, generator: the source of the default Brownian motion (one is required without ``bm``).
+        adaptive: adaptive steps controlled by ``rtol``, ``atol`` through a PI controller, never below
+            ``dt_min``: from the method's embedded error estimate (milstein, the Stratonovich Runge-Kutta
+            methods, the SRK family, platen_weak2), or by step doubling for the others (torchsde's rule;
+            ``euler`` on non-additive noise warns, as torchsde does).
+        options: torchsde's method options: ``{"grad_free": bool}`` (Milstein; sdeflow's is always
+            derivative-free).
+        names: torchsde's renaming of the methods: keys ``drift``, ``diffusion``, ``prior_drift``,
+            ``diffusion_prod``, ``drift_and_diffusion``, ``drift_and_diffusion_prod``.
+        logqp: also return the log-ratio increments ``(len(ts) - 1, batch)`` of the posterior ``f`` to the
+            prior drift ``h`` (:class:`~sdeflow.sdes.adapter.LogqpSDE`; Li et al. 2020).
+        extra: also return the solver's state after the last step (``()`` for methods without one;
+            ``(f, G, z)`` for ``reversible_heun``).
+        extra_solver_state: the solver's initial state (what ``extra=True`` returned), instead of the
+            one the method computes from ``y0``.
+        seed, generator: the source of the default Brownian motion. Without ``bm``, ``seed`` or
+            ``generator`` the seed is drawn from torch's global generator, as torchsde does (so
+            ``torch.manual_seed`` makes a run reproducible): the one place sdeflow reads that generator,
+            for torchsde compatibility. Per-sample seeds (``seed=`` with ``chunk_size``) stay the
+            recommended way.
         error_norm: ``"batch"`` (RMS over the whole batch) or ``"sample"`` (every sample's RMS
             error within tolerance: the worst sample decides).
-        names: torchsde's renaming of ``f``/``g`` (keys ``drift``, ``diffusion``).
         max_steps: a bound on the steps: fixed steps are refused before anything is allocated when
             ``(ts[-1] - ts[0]) / dt`` exceeds it (default :data:`MAX_FIXED_STEPS` = 2^22, about
             0.8 GiB of step tables); adaptive steps stop with a RuntimeError there (default 10^7).
@@ -369,9 +594,12 @@ def sdeint(
             queried for the whole batch and sliced per chunk.
 
     Returns:
-        ``(len(ts), *y0.shape)``: ``y`` at each time of ``ts`` (the first is ``y0``), written into one
-        preallocated tensor. Gradients flow through the whole solve (pathwise sensitivities) when
-        ``y0`` or the SDE's parameters require them.
+        ``ys`` of shape ``(len(ts), *y0.shape)``: ``y`` at each time of ``ts`` (the first is ``y0``),
+        written into one preallocated tensor; then the log-ratio increments if ``logqp``, then the
+        solver state if ``extra`` (torchsde's order). Gradients flow through the whole solve
+        (pathwise sensitivities) when ``y0`` or the SDE's parameters require them;
+        :func:`~sdeflow.sdes.adjoint.sdeint_adjoint` gives the same gradients in memory independent
+        of the number of steps.
 
     Raises:
         ValueError: a drift or diffusion value of the wrong shape at the first call (naming the
@@ -382,62 +610,20 @@ def sdeint(
     A fixed step far beyond the stability limit of explicit methods (``dt |df/dy| > 3``, estimated
     on the first two steps) gives a RuntimeWarning naming ``dt`` and the step that would serve.
     """
-    check_state(y0, "y0")
-    if y0.shape[0] < 1 or y0[0].numel() < 1:
-        raise ValueError(
-            f"y0 must hold at least one sample of at least one coordinate (batch >= 1, non-empty event shape); "
-            f"got shape {tuple(y0.shape)}"
-        )
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
-    times = _as_times(ts)
-    dt = _check_dt(dt, "dt")
-    _check_tolerances(rtol, atol, dt_min)
-    if error_norm not in ("batch", "sample"):
-        raise ValueError(f"error_norm must be 'batch' or 'sample'; got {error_norm!r}")
-    if bm is not None and not callable(bm):
-        raise TypeError(
-            f"bm must be a Brownian object bm(ta, tb) -> W(tb) - W(ta) (e.g. sdeflow.noise.BrownianPath) or None; "
-            f"got {type(bm).__name__}"
-        )
-    if max_steps is None:
-        max_steps = MAX_ADAPTIVE_STEPS if adaptive else MAX_FIXED_STEPS
-    max_steps = check_int(max_steps, "max_steps")
-    batch = y0.shape[0]
-    chunk = batch if chunk_size is None else min(check_int(chunk_size, "chunk_size"), batch)
-    if adaptive:  # NaN in y0 would make every step's error estimate NaN; fixed steps find it at the end
-        check_finite_start(y0, "sdeint")
-    problem = as_sde(sde, y0[:chunk], times[0], names)
-    solver = resolve_method(method, problem)
-    grid = positions = None
-    if adaptive:
-        if not getattr(solver, "error_estimate", False):
-            raise ValueError(
-                f"method {solver.name!r} has no embedded error estimate for adaptive=True; use 'milstein', 'sri2', "
-                "'sra1', 'heun_sde', 'euler_heun', 'midpoint_sde' or 'platen_weak2' (or adaptive=False)"
-            )
-    else:
-        grid, positions = step_grid(times, dt, max_steps)
-    order = getattr(solver, "strong_orders", {}).get(structure(problem), solver.strong_order or 1.0)
-    base_seed = None
-    if chunk_size is not None and bm is None:
-        base_seed = _base_seed(seed, generator, solver)
-    out = torch.empty((len(times),) + tuple(y0.shape), dtype=y0.dtype, device=y0.device)
+    setup = _Setup(sde, y0, ts, bm, method, dt, adaptive, rtol, atol, dt_min, options, names, logqp,
+                   extra_solver_state, seed, generator, error_norm, max_steps, chunk_size, "sdeint")
+    y0, problem, batch, chunk = setup.y0, setup.problem, setup.batch, setup.chunk
+    out = torch.empty((len(setup.times),) + tuple(y0.shape), dtype=y0.dtype, device=y0.device)
+    final: dict = {}
     for lo in range(0, batch, chunk):
         hi = min(lo + chunk, batch)
         yc = y0[lo:hi]
-        if lo > 0 and not isinstance(sde, SDE):
-            problem = as_sde(sde, yc, times[0], names)  # a torchsde-style object: its adapter sees the chunk
-        if bm is not None:
-            noise = bm if chunk == batch else RowsOf(bm, lo, hi)
-        elif base_seed is None:
-            noise = _default_noise(problem, solver, yc, grid, times[0], times[-1], seed, generator, adaptive)
-        else:  # sample i has the seed base + i, whatever chunk it is in
-            seeds = torch.arange(base_seed + lo, base_seed + hi, dtype=torch.int64)
-            noise = _sample_noise(problem, solver, yc, grid, times[0], times[-1], seeds, adaptive)
-        steps = iterate(problem, solver, yc, times, noise, dt=dt, adaptive=adaptive, rtol=rtol, atol=atol,
-                        dt_min=dt_min, error_norm=error_norm, max_steps=max_steps, order=order, grid=grid,
-                        positions=positions)
+        if lo > 0 and not isinstance(setup.sde, SDE):
+            # a torchsde-style object: its adapter sees the chunk
+            problem = as_sde(setup.sde, yc, setup.times[0], setup.names, setup.noise_size)
+        noise = setup.noise(problem, lo, hi, yc)
+        steps = setup.steps(problem, yc, noise, setup.state0, final, rtol=rtol, atol=atol, dt_min=dt_min,
+                            error_norm=error_norm)
         if chunk == batch:
             out[0] = yc
             for i, y in enumerate(steps, 1):
@@ -446,23 +632,20 @@ def sdeint(
             out[0, lo:hi] = yc
             for i, y in enumerate(steps, 1):
                 out[i, lo:hi] = y
-    f_name, g_name = function_names(problem)
-    check_finite_end(out, times, "sdeint", (
-        f"With method {solver.name!r} and dt = {dt:g}: an explicit step beyond the method's stability limit makes "
-        f"the solution grow without bound; use a smaller dt or adaptive=True. Otherwise {f_name} or {g_name} "
-        "returns NaN/inf there (check them at those times and states)"
-    ))
-    return out
+    setup.check_end(out, problem, "sdeint")
+    return setup.result(out, final.get("state"), extra)
 
 
 def _base_seed(seed, generator, solver: Solver) -> int:
     """The seed of sample 0 of a chunked solve (sample ``i`` has ``base + i``): ``seed``, or one int drawn
     from ``generator`` (per-sample seeds made per chunk: no ``(batch,)`` table of seeds in memory)."""
-    if (seed is None) == (generator is None):
+    if seed is not None and generator is not None:
         raise ValueError(
-            f"method {solver.name!r} is stochastic: pass exactly one of seed=int and generator=torch.Generator (or "
-            "bm=a Brownian object) with chunk_size; sdeflow never draws from torch's global random generator"
+            f"method {solver.name!r} is stochastic: pass one of seed=int and generator=torch.Generator (or bm=a "
+            "Brownian object) with chunk_size, not both"
         )
+    if seed is None and generator is None:
+        return _global_seed()  # torchsde's default: torch.manual_seed reproduces it
     if generator is not None:
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
