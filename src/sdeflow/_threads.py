@@ -21,7 +21,7 @@ import contextlib
 import os
 from typing import Iterator, Union
 
-__all__ = ["ENV", "Threads", "resolve_threads", "num_threads", "parse_threads"]
+__all__ = ["ENV", "Threads", "resolve_threads", "num_threads", "parse_threads", "with_threads"]
 
 ENV = "SDEFLOW_THREADS"
 """The environment variable holding the default thread setting (an integer, ``auto`` or ``torch``)."""
@@ -91,3 +91,34 @@ def num_threads(threads: Threads = None) -> Iterator[int]:
         yield wanted
     finally:
         torch.set_num_threads(before)
+
+
+_depth = 0  # how many thread-managing entry points are running (an inner one inherits the setting)
+
+
+def with_threads(func):
+    """Decorate an entry point: it takes ``threads=`` (see the module docstring) and runs under it.
+
+    An entry point called inside another (``sample`` in a ``Trainer``'s evaluation) with no ``threads``
+    of its own keeps the outer one's setting; an explicit ``threads`` always applies.
+    """
+    import functools
+    import inspect
+
+    @functools.wraps(func)
+    def wrapper(*args, threads: Threads = None, **kwargs):
+        global _depth
+        with num_threads("torch" if threads is None and _depth > 0 else threads):
+            _depth += 1
+            try:
+                return func(*args, **kwargs)
+            finally:
+                _depth -= 1
+
+    sig = inspect.signature(func)
+    if "threads" not in sig.parameters:
+        extra = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="int | str | None")
+        params = list(sig.parameters.values())
+        at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
+        wrapper.__signature__ = sig.replace(parameters=params[:at] + [extra] + params[at:])
+    return wrapper

@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ._threads import with_threads
 from ._utils import check_int, check_state
 from .grids import TimeGrid, UniformLogSNR, UniformT, UniformVPTime, default_grid, get as get_grid, validate_ts
 from .grids.base import Explicit
@@ -183,6 +184,7 @@ def _check_start(problem: ReverseDiffusionSDE, t0: float, prediction: str) -> No
             )
 
 
+@with_threads
 def sample(
     model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | Denoiser,
     process: DiffusionProcess,
@@ -225,6 +227,8 @@ def sample(
         callback: called after each step with a dict ``{i, t0, t1, x, x0}``.
         progress: show a tqdm progress bar.
         check_finite: report a non-finite model output with its step and time (checked once, after the loop).
+        threads: torch CPU threads for this call (``None``: ``SDEFLOW_THREADS`` or 1, or the setting of an
+            enclosing sdeflow call; an integer, ``"auto"`` or ``"torch"``; docs/threads.md).
         **solver_options: options for a solver given by name (e.g. ``eta=0.5``).
 
     Returns:
@@ -299,9 +303,9 @@ def sample(
     x0_traj: list[torch.Tensor] | None = [] if return_trajectory else None
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from ._utils import progress_bar
 
-        bar = tqdm(total=n_steps, desc=f"sampling ({solver_obj.name})", unit="step")
+        bar = progress_bar(total=n_steps, desc=f"sampling ({solver_obj.name})", unit="step")
 
     tlist = ts.tolist()
     state = solver_obj.init(problem, tlist, x)

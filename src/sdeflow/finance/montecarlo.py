@@ -21,9 +21,9 @@ from .._utils import check_int
 from ..noise.path import BrownianPath, _mix
 from ..sdes.integrate import MAX_FIXED_STEPS, iterate, resolve_method, step_grid
 from ..solvers.base import Solver, StepResult
-from .payoffs import Payoff
+from .payoffs import European, Payoff
 
-__all__ = ["MCResult", "price", "GREEK_ALIASES"]
+__all__ = ["MCResult", "price", "steps_taken", "GREEK_ALIASES"]
 
 GREEK_ALIASES = {"delta": "s0", "vega": "sigma", "rho": "r"}
 
@@ -124,7 +124,8 @@ def price(
         payoff: a :mod:`sdeflow.finance.payoffs` payoff.
         maturity: ``T > 0``.
         paths: number of paths (rounded up to an even number with ``antithetic``).
-        steps: time steps of the simulation, uniform ``T/steps``.
+        steps: time steps of the simulation, uniform ``T/steps`` (a European payoff on an exact step
+            needs one: :func:`steps_taken`, which ``sdeflow price`` applies).
         method: ``"exact"`` (the model's exact step; GBM, MultiGBM, OU) or any method of
             :func:`sdeflow.sdeint` (``"euler"`` is the full-truncation scheme on Heston and CIR).
         seed: chunk ``c`` draws its Brownian path with ``mix(seed, c)``: results are reproducible
@@ -191,9 +192,9 @@ def price(
     done, c = 0, 0
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .._utils import progress_bar
 
-        bar = tqdm(total=paths, desc="Monte Carlo", unit="path")
+        bar = progress_bar(total=paths, desc="Monte Carlo", unit="path")
     while done < paths:
         n = min(chunk, paths - done)
         base = -(-n // half)
@@ -237,6 +238,19 @@ def price(
         )
     return MCResult(mean, se, (mean - z * se, mean + z * se), done,
                     {g: greek_sums[g].mean_se() for g in greeks})
+
+
+def steps_taken(payoff: Payoff, method: object, steps: int, monitoring: int | None = None) -> int:
+    """The steps a price needs: 1 for a European payoff on the model's exact step, else ``steps``.
+
+    A European payoff depends on ``S_T`` alone, and the exact step (GBM, MultiGBM, OU) draws the
+    transition law exactly for any step size (e.g. ``S_T = S_0 exp((r - q - sigma^2/2) T + sigma W_T)``),
+    so one step of length ``T`` gives the same distribution as 100 at 1/100 of the work (and of the
+    pathwise Greeks' autograd graph).
+    """
+    if method == "exact" and type(payoff) is European and monitoring is None:
+        return 1
+    return steps
 
 
 def _rate(model, y: torch.Tensor):

@@ -40,9 +40,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
-from .._utils import check_int, check_positive
+from .._utils import check_int, check_positive, progress_bar
 from .grid import Grid
 
 __all__ = ["FieldSDE", "FokkerPlanckSolution", "solve", "stable_step"]
@@ -266,7 +265,7 @@ def solve(
     dt_min, dt_max = math.inf, 0.0
     t = float(ts[0])
     total = abs(float(ts[-1]) - t)
-    bar = tqdm(total=len(ts) - 1, desc="Fokker-Planck", unit="frame", disable=not progress)
+    bar = progress_bar(total=len(ts) - 1, desc="Fokker-Planck", unit="frame", disable=not progress)
     for t_out in ts[1:].tolist():
         while sign * (t_out - t) > 1e-12 * max(1.0, total):
             if n_steps >= max_steps:

@@ -439,9 +439,9 @@ def tune_grid(
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .._utils import progress_bar
 
-        bar = tqdm(desc=f"tuning grid ({solver_obj.name}, nfe {nfe})", unit="run")
+        bar = progress_bar(desc=f"tuning grid ({solver_obj.name}, nfe {nfe})", unit="run")
         bar.set_postfix_str("reference ODE solves", refresh=False)
     try:
         with torch.no_grad():

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
-from .._utils import check_int
+from .._threads import with_threads
+from .._utils import check_int, progress_bar
 from ..models.denoiser import Denoiser
 from ..models.parameterization import check_prediction
 from ..noise.rng import as_seeds, derive_keys, mix64, randn, uniform_from_keys
@@ -128,6 +128,7 @@ def _controlled(err: torch.Tensor, cv: torch.Tensor) -> torch.Tensor:
     return err - beta * cv
 
 
+@with_threads
 def elbo(
     model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     process: DiffusionProcess,
@@ -163,6 +164,8 @@ def elbo(
         batch_size: points per pass; each model call sees ``batch_size * n_samples`` inputs
             (default ``max(1, 1024 // n_samples)`` points).
         progress: tqdm bar over grid steps.
+        threads: torch CPU threads for this call (``None``: ``SDEFLOW_THREADS`` or 1, or the setting of an
+            enclosing sdeflow call; an integer, ``"auto"`` or ``"torch"``; docs/threads.md).
 
     Returns:
         :class:`ElboResult`.
@@ -207,7 +210,7 @@ def elbo(
     recon_value = -0.5 * D * (math.log(2.0 * math.pi * s0**2) + 1.0)  # E log N(x; z_0/alpha_0, s0^2 I)
     R = n_samples // 2  # antithetic pairs: the replicate chains of the estimate
     chunks: dict[str, list[torch.Tensor]] = {key: [] for key in ("elbo", "se", "prior", "diff")}
-    bar = tqdm(total=n * steps, desc=f"ELBO ({time}, {steps} steps)", unit="pt-step", disable=not progress)
+    bar = progress_bar(total=n * steps, desc=f"ELBO ({time}, {steps} steps)", unit="pt-step", disable=not progress)
     for start in range(0, n, batch_size):
         xb = x[start : start + batch_size]
         b = xb.shape[0]

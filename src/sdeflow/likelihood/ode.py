@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
-from .._utils import check_int, check_positive
+from .._threads import with_threads
+from .._utils import check_int, check_positive, progress_bar
 from ..models.parameterization import check_prediction
 from ..processes.base import DiffusionProcess
 from ..sdes.integrate import odeint
@@ -108,6 +108,7 @@ def resolve_t_start(process: DiffusionProcess, t_start: float | None) -> float:
     return t_start
 
 
+@with_threads
 def log_likelihood(
     model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     process: DiffusionProcess,
@@ -150,6 +151,8 @@ def log_likelihood(
             ``N(0, sigma(T)^2 I)``; pass the exact ``p_T`` of a known target to separate the ODE's
             error from the prior's, e.g. ``lambda z: target.marginal_log_prob(z, process.T, process)``).
         progress: tqdm bar over the points.
+        threads: torch CPU threads for this call (``None``: ``SDEFLOW_THREADS`` or 1, or the setting of an
+            enclosing sdeflow call; an integer, ``"auto"`` or ``"torch"``; docs/threads.md).
 
     Returns:
         :class:`LikelihoodResult` (``log_prob`` per point, ``bits_per_dim``, ``summary()``).
@@ -187,7 +190,7 @@ def log_likelihood(
     pf = process.probability_flow_ode(model, prediction)
     k = n_probes if method == "hutchinson" else 1
     outs: dict[str, list[torch.Tensor]] = {key: [] for key in ("logp", "se", "prior", "delta", "xT")}
-    bar = tqdm(total=n, desc=f"log-likelihood ({method})", unit="pt", disable=not progress)
+    bar = progress_bar(total=n, desc=f"log-likelihood ({method})", unit="pt", disable=not progress)
     for start in range(0, n, batch_size):
         xb = x[start : start + batch_size]
         b = xb.shape[0]

@@ -20,9 +20,8 @@ from typing import Any, Callable, Iterator, Mapping, Union
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from .._utils import check_int
+from .._utils import check_int, progress_bar
 from ._arrays import ArrayLike, as_pair, as_samples
 from .divergence import histogram_edges, jensen_shannon, kl_divergence
 from .gaussian import frechet_distance
@@ -194,7 +193,7 @@ def two_sample_floor(
     n_boot = check_int(n_boot, "n_boot", minimum=2)
     seed = check_int(seed, "seed", minimum=0)
     level = _check_level(level)
-    pairs = tqdm(_draw_pairs(reference, n, m, n_boot, seed), total=n_boot, desc="two-sample floor", disable=not progress)
+    pairs = progress_bar(_draw_pairs(reference, n, m, n_boot, seed), total=n_boot, desc="two-sample floor", disable=not progress)
     return _summarize([float(metric(a, b)) for a, b in pairs], n, m, level)
 
 
@@ -297,7 +296,7 @@ def compare(
         n_boot = check_int(n_boot, "n_boot", minimum=2)
         reps: dict[str, list[float]] = {k: [] for k in names}
         pairs = _draw_pairs(reference, xa.shape[0], ya.shape[0], n_boot, seed)
-        for i, (a, b) in enumerate(tqdm(pairs, total=n_boot, desc="two-sample floors", disable=not progress)):
+        for i, (a, b) in enumerate(progress_bar(pairs, total=n_boot, desc="two-sample floors", disable=not progress)):
             for k, v in evaluate(a, b, np.random.default_rng([seed, i + 1])).items():
                 reps[k].append(v)
         floors = {k: _summarize(reps[k], *sizes(k, xa.shape[0], ya.shape[0]), level) for k in names}

@@ -18,7 +18,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from .._threads import num_threads, parse_threads
 from .._utils import check_int, check_nonnegative, check_positive
 from ..noise.rng import derive_keys, mix64
 from .checkpoint import check_run_dir, clear_run, read_checkpoint, save_checkpoint
@@ -37,6 +38,8 @@ __all__ = ["TrainConfig", "Trainer", "TrainResult", "lr_at", "check_device"]
 
 Evaluator = Callable[[DiffusionModel, int, "Path | None"], dict[str, Any]]
 
+DEFAULT_CKPT_EVERY = 500
+"""Steps between checkpoints when :class:`TrainConfig` leaves ``ckpt_every`` at ``None`` and there is an out_dir (as ``sdeflow train``)."""
 _TAG_STEP = 0x5354_4550  # streams of the per-step generators
 _TAG_EPOCH = 0x4550_4f43
 
@@ -86,10 +89,14 @@ class TrainConfig:
         seed: the seed of every random draw.
         log_every: steps between history entries (mean loss over the interval).
         eval_every: steps between evaluations (0: only at the end, if an evaluator is given).
-        ckpt_every: steps between checkpoints (0: only at the end); needs an output folder.
+        ckpt_every: steps between checkpoints (0: only at the end; needs an output folder). ``None``
+            (the default): every 500 steps when the Trainer has an ``out_dir`` (as ``sdeflow train``), so a
+            killed run loses at most 500 steps, and none without one.
         keep: checkpoints kept.
         progress: show a tqdm progress bar.
         device: where the model and data live.
+        threads: torch CPU threads during :meth:`Trainer.fit` (``None``: ``SDEFLOW_THREADS`` or 1; an
+            integer, ``"auto"`` or ``"torch"``: :mod:`sdeflow._threads`, docs/threads.md).
     """
 
     steps: int = 2000
@@ -107,10 +114,11 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 50
     eval_every: int = 0
-    ckpt_every: int = 0
+    ckpt_every: int | None = None
     keep: int = 2
     progress: bool = True
     device: str = "cpu"
+    threads: int | str | None = None
 
     def __post_init__(self) -> None:
         check_int(self.steps, "steps")
@@ -127,7 +135,10 @@ class TrainConfig:
             raise ValueError(f"label_dropout must lie in [0, 1); got {self.label_dropout}")
         check_int(self.seed, "seed", minimum=0)
         for name in ("log_every", "eval_every", "ckpt_every", "keep"):
-            check_int(getattr(self, name), name, minimum=0)
+            if getattr(self, name) is not None or name != "ckpt_every":
+                check_int(getattr(self, name), name, minimum=0)
+        if self.threads is not None:
+            self.threads = parse_threads(self.threads, "threads")
         betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
         if len(betas) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v < 1.0 for v in betas):
             raise ValueError(f"betas must be two numbers in [0, 1) (AdamW's, e.g. (0.9, 0.999)); got {self.betas!r}")
@@ -137,7 +148,7 @@ class TrainConfig:
         check_device(self.device, "device", available=False)  # availability is checked when training starts
 
     # Options that may change between an interrupted run and its resumption.
-    _RESUMABLE = ("steps", "log_every", "eval_every", "ckpt_every", "keep", "progress", "device")
+    _RESUMABLE = ("steps", "log_every", "eval_every", "ckpt_every", "keep", "progress", "device", "threads")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -259,6 +270,8 @@ class Trainer:
                     f"{model.num_classes}; got values in [{int(labels.min())}, {int(labels.max())}]"
                 )
         self.config = config if config is not None else TrainConfig()
+        if self.config.ckpt_every is None:
+            self.config = replace(self.config, ckpt_every=DEFAULT_CKPT_EVERY if out_dir is not None else 0)
         if self.config.ckpt_every and out_dir is None:
             raise ValueError("ckpt_every > 0 needs an out_dir to write checkpoints to")
         self.model = model
@@ -322,6 +335,10 @@ class Trainer:
         until the step in progress completes; then a checkpoint is written and
         ``KeyboardInterrupt`` raised, so no work is lost and the run resumes exactly.
         """
+        with num_threads(self.config.threads):
+            return self._fit(resume, stop_at, overwrite)
+
+    def _fit(self, resume: bool, stop_at: int | None, overwrite: bool) -> TrainResult:
         cfg = self.config
         if self.out_dir is not None:
             check_run_dir(self.out_dir, resume=resume, overwrite=overwrite)
@@ -349,9 +366,9 @@ class Trainer:
 
         bar = None
         if cfg.progress:
-            from tqdm.auto import tqdm
+            from .._utils import progress_bar
 
-            bar = tqdm(total=cfg.steps, initial=start, desc="training", unit="step", dynamic_ncols=True)
+            bar = progress_bar(total=cfg.steps, initial=start, desc="training", unit="step", dynamic_ncols=True)
         train_time, trained = 0.0, 0
         done = start
         last_ckpt: Path | None = None
