@@ -209,5 +209,27 @@ class DiscreteVP(DiffusionProcess):
         """The (continuous) discrete index ``N t - 1`` at which a DDPM-trained model is evaluated."""
         return as_time(t) * self.N - 1.0
 
+    def time_from_index(self, index: Time | Sequence[float]) -> torch.Tensor:
+        """The time ``t = (n + 1) / N`` of a DDPM index ``n`` (the inverse of :meth:`model_index`).
+
+        ``index`` is a number, a sequence or a tensor of (possibly fractional) indices in ``[-1, N - 1]``,
+        e.g. a diffusers scheduler's ``timesteps``; returns float64 times of the same shape. Index ``-1``
+        is ``t = 0`` (the data), index ``N - 1`` is ``t = T = 1``. At an integer index the process equals
+        the table entry exactly, so a grid ``time_from_index(timesteps)`` reproduces the schedule.
+        """
+        if isinstance(index, torch.Tensor):
+            if index.dtype == torch.bool or index.is_complex():
+                raise TypeError(f"index must be a real number or tensor of indices; got dtype {index.dtype}")
+            n = index.detach().to(dtype=torch.float64, device="cpu" if index.device.type == "mps" else index.device)
+        else:
+            try:
+                n = torch.as_tensor(index, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise TypeError(f"index must be a number, a sequence of numbers or a tensor; got {index!r}") from err
+        if n.numel() and not bool(((n >= -1.0) & (n <= self.N - 1)).all()):
+            raise ValueError(f"index must lie in [-1, {self.N - 1}] (the table has N = {self.N} entries); "
+                             f"got values from {float(n.min()):g} to {float(n.max()):g}")
+        return (n + 1.0) / self.N
+
     def __repr__(self) -> str:
         return f"DiscreteVP(N={self.N})"
