@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	# k-diffusion: a test peer (tests/adapters) whose package requirements pull torchvision, which pins
+	# another torch; its sampling.py needs only what the dev extra installs, so install it without deps.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt "k-diffusion>=0.1.1"
 	touch $(STAMP)
 
 venv: $(STAMP)
