@@ -299,7 +299,8 @@ def fold_current(a: float, b_cur: float, m_map: tuple[float, float]) -> tuple[fl
     return a + b_cur * cx, b_cur * co
 
 
-def multistep_orders(lam: Sequence[float], order: int, final_first_order: bool = True, reach: float | None = 3.0) -> list[int]:
+def multistep_orders(lam: Sequence[float], order: int, final_first_order: bool = True, reach: float | None = 3.0,
+                     alpha_zero_node: bool = False) -> list[int]:
     """Order (number of interpolation nodes) of a multistep method at each step of a grid.
 
     Warm-up: step ``i`` uses at most ``i + 1`` nodes, all at finite ``lambda`` (a node where
@@ -315,12 +316,17 @@ def multistep_orders(lam: Sequence[float], order: int, final_first_order: bool =
     ``t`` on rectified flow, whose last step spans several units of log-SNR (diffusers'
     ``lower_order_final`` and ``euler_at_final`` address the same instability). ``reach=None``
     disables it (interpolation in ``t`` or ``rho``, where those steps are short).
+
+    ``alpha_zero_node=True``: the method anchors its polynomial at a node where ``alpha = 0`` by other
+    means (UniPC's steps in the inverse noise level, for a model whose ``x0_hat`` is finite there), so
+    that node counts like any other.
     """
     orders, run = [], 0
     for i in range(len(lam) - 1):
-        run = run + 1 if math.isfinite(lam[i]) else 0
+        regular = math.isfinite(lam[i]) or alpha_zero_node
+        run = run + 1 if regular else 0
         k = max(1, min(order, run))
-        if not math.isfinite(lam[i]) or (final_first_order and not math.isfinite(lam[i + 1])):
+        if not regular or (final_first_order and not math.isfinite(lam[i + 1])):
             k = 1
         h = lam[i + 1] - lam[i]
         if reach is not None and k > 1 and math.isfinite(h) and h > reach * (lam[i] - lam[i - 1]):
@@ -374,6 +380,7 @@ class ExponentialMultistep(Solver):
     calls_per_step = 1
     mode: ClassVar[str] = "x0"
     final_first_order: ClassVar[bool] = True
+    alpha_zero_node: ClassVar[bool] = False  # coefficients() handles nodes where alpha = 0 (lambda = -inf)
 
     def max_order(self) -> int:
         """The most nodes a step uses (the history kept is one less)."""
@@ -451,6 +458,7 @@ class MultistepPC(Solver):
     calls_per_step = 1
     mode: ClassVar[str] = "x0"
     final_first_order: ClassVar[bool] = True
+    alpha_zero_node: ClassVar[bool] = False  # coefficients() handles nodes where alpha = 0 (lambda = -inf)
 
     def check_options(self, highest: int) -> None:
         """Validate ``order`` (``1..highest``) and the ``corrector`` flag of a subclass."""
@@ -470,11 +478,16 @@ class MultistepPC(Solver):
     def init(self, problem, ts, x):
         def build():
             tab = grid_table(problem.process, problem.denoiser.prediction, ts)
-            orders = multistep_orders(tab.lam, self.order, self.final_first_order, 3.0 if self.final_first_order else None)
+            # A start at alpha = 0 (a flow's t = T) is a node like the others where the subclass can step from
+            # it and the model's x0_hat is finite there (velocity, x0 and v models; not eps, whose x0 is 0/0).
+            at_zero = self.alpha_zero_node and self.mode == "x0" and tab.x0_map[0] is not None and all(
+                math.isfinite(c) for c in tab.x0_map[0])
+            orders = multistep_orders(tab.lam, self.order, self.final_first_order, 3.0 if self.final_first_order else None,
+                                      alpha_zero_node=at_zero)
             maps = tab.x0_map if self.mode == "x0" else tab.eps_map
             plans = []
             for i in range(len(ts) - 1):
-                if math.isfinite(tab.lam[i]):
+                if math.isfinite(tab.lam[i]) or at_zero:
                     plans.append(self.coefficients(tab, i, orders[i]) + (maps[i], tab.x0_map[i], None))
                 else:  # DDIM from alpha = 0, finite in the (x0, eps) pair: x1 = alpha_1 x0_hat + sigma_1 eps_hat
                     (p, q), (r, s) = tab.x0_map[i], tab.eps_map[i]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 import numpy as np
-from ._exponential import GridTable, MultistepPC, phi
+from ._exponential import GridTable, MultistepPC, lagrange_integral_weights, phi
 from .base import register
 
 __all__ = ["UniPC", "unipc_coefficients"]
@@ -26,9 +26,10 @@ def unipc_coefficients(tab: GridTable, i: int, p: int, variant: str, corrector: 
     ``x_{i+1} = a x_i + corr[0] m_{i+1} + sum_j corr[1 + j] m_{i-j}`` (``None`` otherwise).
     """
     a1, s1 = tab.alpha[i + 1], tab.sigma[i + 1]
-    if s1 <= 0.0 or not math.isfinite(tab.lam[i]):  # denoising step / first order from alpha = 0
-        a = s1 / tab.sigma[i] if s1 > 0 else 0.0
-        return a, [a1], None
+    if s1 <= 0.0:  # the denoising step to t = 0
+        return 0.0, [a1], None
+    if any(not math.isfinite(tab.lam[i - k]) for k in range(p)):
+        return _inverse_noise_level_step(tab, i, p, corrector)
     h = tab.lam[i + 1] - tab.lam[i]
     z = -h
     b_h = z if variant == "bh1" else math.expm1(z)
@@ -56,6 +57,26 @@ def unipc_coefficients(tab: GridTable, i: int, p: int, variant: str, corrector: 
     return s1 / tab.sigma[i], pred, corr
 
 
+def _inverse_noise_level_step(tab: GridTable, i: int, p: int, corrector: bool):
+    r"""Step ``i`` with a node at ``alpha = 0`` (a flow's ``t = T``, where ``lambda = -inf``).
+
+    No polynomial in ``lambda`` passes through a node at ``lambda = -inf``, so these steps use the
+    exact form of the probability-flow ODE in the inverse noise level ``u = alpha/sigma``
+    (regular at ``u = 0``): ``x_{i+1}/sigma_{i+1} = x_i/sigma_i + int_{u_i}^{u_{i+1}} x0_hat du``
+    (the variation-of-constants formula behind DPM-Solver++, with ``du = u dlambda``), with
+    ``x0_hat`` replaced by its Lagrange polynomial in ``u`` through the ``p`` latest nodes
+    (predictor, order ``p``; Adams-Bashforth in ``u``) and through those and the new node
+    (corrector, order ``p + 1``; Adams-Moulton in ``u``). One node gives DDIM. Later steps, whose
+    nodes all have ``alpha > 0``, use the ``lambda`` form.
+    """
+    s1 = tab.sigma[i + 1]
+    u = {j: tab.alpha[j] / tab.sigma[j] for j in range(i - p + 1, i + 2)}  # sigma > 0 at every node here
+    past = [u[i - k] for k in range(p)]
+    pred = [s1 * w for w in lagrange_integral_weights(past, u[i], u[i + 1])]
+    corr = [s1 * w for w in lagrange_integral_weights([u[i + 1]] + past, u[i], u[i + 1])] if corrector else None
+    return s1 / tab.sigma[i], pred, corr
+
+
 @register
 @dataclass(frozen=True)
 class UniPC(MultistepPC):
@@ -71,6 +92,7 @@ class UniPC(MultistepPC):
 
     name = "unipc"
     mode = "x0"
+    alpha_zero_node = True
     description = "UniPC predictor-corrector (data prediction, bh1/bh2), order 1-3 (+1 with corrector)"
 
     order: int = 2
