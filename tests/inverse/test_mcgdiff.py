@@ -1,0 +1,66 @@
+"""The particle method against exact posteriors: a single Gaussian prior and Cardoso et al.'s mixture."""
+
+import pytest
+import torch
+
+from sdeflow.inverse import Linear, posterior_sample
+from sdeflow.inverse.mcgdiff import systematic_resample
+from sdeflow.inverse.problems import mixture_problem
+from sdeflow.processes import VP
+from sdeflow.targets import gaussian
+
+
+def test_systematic_resampling_is_unbiased_and_tight():
+    # Systematic resampling gives every index floor(n w_i) or ceil(n w_i) copies (Kitagawa 1996): the counts
+    # differ from n w_i by less than 1, for every row.
+    g = torch.Generator().manual_seed(0)
+    logw = torch.randn(5, 50, generator=g, dtype=torch.float64) * 2
+    idx = systematic_resample(logw, 1000, g)
+    w = torch.softmax(logw, 1)
+    for row in range(5):
+        counts = torch.bincount(idx[row], minlength=50).double()
+        assert float((counts - 1000 * w[row]).abs().max()) < 1.0
+
+
+@pytest.mark.slow
+def test_single_gaussian_posterior_mean_and_covariance():
+    # A 3-D Gaussian prior N(m, diag(0.36, 1, 2.25)) observed through a 2 x 3 matrix with noise 0.3: the
+    # posterior is Gaussian in closed form. 10,000 particles, 10,000 samples, 100 steps.
+    # Measured over 4 seeds: mean errors 0.02-0.06 posterior standard deviations, covariance errors 0.04-0.07
+    # (relative to sqrt(C_ii C_jj)); with 40,000 particles the variance error settles at ~0.04: the bias of
+    # the chain's Gaussian kernels (isotropic Analytic-DPM variance on unequal prior variances), not Monte
+    # Carlo. The issue's goal of 2 % is therefore NOT met; we assert 0.1 for both, about 1.5x the worst seen.
+    g = torch.Generator().manual_seed(0)
+    prior = gaussian(torch.randn(3, generator=g, dtype=torch.float64), torch.tensor([0.6, 1.0, 1.5], dtype=torch.float64))
+    op = Linear(torch.randn(2, 3, generator=g, dtype=torch.float64), noise_std=0.3)
+    y = op.measure(prior.sample(1, seeds=1, dtype=torch.float64), generator=g)
+    post = prior.posterior(op, y)
+    r = posterior_sample(prior.model(VP(), "eps"), VP(), op, y, method="mcgdiff", n_samples=10_000, steps=100,
+                         dtype=torch.float64, seed=0)
+    s = r.samples[0]
+    C = post.covariance
+    sd = C.diagonal().sqrt()
+    assert float(((s.mean(0) - post.mean) / sd).abs().max()) < 0.1
+    assert float(((torch.cov(s.T) - C) / (sd[:, None] * sd[None, :])).abs().max()) < 0.1
+    assert r.ess is not None and r.ess.shape == (100, 1) and r.resampled > 0
+
+
+@pytest.mark.slow
+def test_error_shrinks_as_particles_grow():
+    # Cardoso et al.'s mixture in d = 2 (problem 3: a sharp measurement, noise_std 0.02, four posterior modes
+    # 8 apart with weights 0.30, 0.01, 0.10, 0.60). The Euclidean error of the posterior mean, averaged over
+    # 6 seeds at 40 steps, falls as the population grows: measured 3.4 at 30 particles and 1.0 at 3,000
+    # (the Monte Carlo error of the mode weights; it would not fall for a method with a fixed bias).
+    # We assert a fall by at least 2x.
+    pb = mixture_problem(2, 1, 3)
+    model = pb.prior.model(VP(), "eps")
+
+    def error(n):
+        errs = []
+        for seed in range(6):
+            r = posterior_sample(model, VP(), pb.operator, pb.y, method="mcgdiff", n_samples=n, steps=40,
+                                 dtype=torch.float64, seed=seed)
+            errs.append(float(((r.samples[0].mean(0) - pb.posterior.mean) ** 2).sum().sqrt()))
+        return sum(errs) / len(errs)
+
+    assert error(3000) < 0.5 * error(30)
