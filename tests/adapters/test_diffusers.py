@@ -24,6 +24,8 @@ from diffusers import (  # noqa: E402
     DDPMScheduler,
     DPMSolverMultistepScheduler,
     EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    LMSDiscreteScheduler,
     UNet2DConditionModel,
     UNet2DModel,
 )
@@ -110,22 +112,27 @@ def test_dpm_solver_pp_2m_equals_diffusers_multistep(solver_type):
     assert float((out - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
 
 
-@pytest.mark.parametrize("spacing", ["leading", "trailing"])
-def test_euler_discrete_equals_sdeflow_euler_on_the_edm_view(spacing):
-    # diffusers' EulerDiscreteScheduler is Euler on the EDM state y = x/alpha at the table's noise levels:
-    # the adapter's model seen through to_k_diffusion/from_k_diffusion, sdeflow's euler on the grid of
-    # noise levels of time_from_index(timesteps), agrees with diffusers' loop to 1e-6 relative to the
-    # largest value (measured ~1e-7: diffusers steps in float32). Integer timesteps only ("linspace"
+@pytest.mark.parametrize("cls,solver,spacing", [(EulerDiscreteScheduler, "euler", "leading"),
+                                                (EulerDiscreteScheduler, "euler", "trailing"),
+                                                (HeunDiscreteScheduler, "heun", "trailing"),
+                                                (LMSDiscreteScheduler, "lms", "trailing")])
+def test_k_style_schedulers_equal_sdeflow_on_the_edm_view(cls, solver, spacing):
+    # diffusers' Euler, Heun and LMS schedulers are k-diffusion's samplers on the EDM state y = x/alpha at
+    # the table's noise levels: the adapter's model seen through to_k_diffusion/from_k_diffusion, sdeflow's
+    # solver of the same name on the grid of noise levels of time_from_index(timesteps) (Heun lists each
+    # timestep twice), agrees with diffusers' loop to 1e-6 relative to the largest value (measured ~1e-7
+    # for Euler, whose step runs in float32, ~5e-9 for Heun and LMS). Integer timesteps only ("linspace"
     # spacing interpolates sigma linearly between entries, the DiscreteVP interpolates log alpha).
-    scheduler = widened(EulerDiscreteScheduler(timestep_spacing=spacing))
+    scheduler = widened(cls(timestep_spacing=spacing))
     scheduler.set_timesteps(10)
     y = X * scheduler.init_noise_sigma
     ref = diffusers_loop(scheduler, y.clone())
     model, process = from_diffusers(UNET, scheduler)
     edm_model, edm = from_k_diffusion(to_k_diffusion(model, process))
-    sigmas = process.noise_level(grid_from_timesteps(process, scheduler.timesteps)[:-1])
+    times = process.time_from_index(torch.unique_consecutive(scheduler.timesteps.double()))
+    grid = torch.cat([process.noise_level(times), torch.zeros(1, dtype=torch.float64)])
     with torch.no_grad():
-        out = sdeflow.sample(edm_model, edm, y, solver="euler", grid=torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])).samples
+        out = sdeflow.sample(edm_model, edm, y, solver=solver, grid=grid).samples
     assert float((out - ref).abs().max()) <= 1e-6 * float(ref.abs().max())
 
 
