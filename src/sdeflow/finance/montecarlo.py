@@ -77,16 +77,34 @@ class _Antithetic:
 
 
 class _Sums:
-    """Float64 running sums of values and squares (the mean and standard error at the end)."""
+    """Float64 running sums of values and squares (the mean and standard error at the end).
+
+    Each chunk's partial sums are kept (:attr:`parts`) and added in chunk order, so that the chunks of a
+    run shared over processes, gathered in chunk order (:meth:`gathered`), give the same bits.
+    """
 
     def __init__(self) -> None:
         self.n, self.s, self.s2 = 0, 0.0, 0.0
+        self.parts: list[tuple[int, float, float]] = []
 
     def add(self, v: torch.Tensor) -> None:
         v = v.detach().to(torch.float64)
-        self.n += v.numel()
-        self.s += float(v.sum())
-        self.s2 += float((v * v).sum())
+        self.add_part((v.numel(), float(v.sum()), float((v * v).sum())))
+
+    def add_part(self, part: tuple[int, float, float]) -> None:
+        self.parts.append(part)
+        self.n += part[0]
+        self.s += part[1]
+        self.s2 += part[2]
+
+    def gathered(self) -> "_Sums":
+        """The sums of every process's chunks in chunk order (itself without a process group)."""
+        from ..distributed import gather_objects
+
+        out = _Sums()
+        for part in gather_objects(self.parts):
+            out.add_part(part)
+        return out
 
     def mean_se(self) -> tuple[float, float]:
         m = self.s / self.n
@@ -116,6 +134,7 @@ def price(
     dtype: torch.dtype = torch.float64,
     monitoring: int | None = None,
     progress: bool = False,
+    distributed: bool = False,
 ) -> MCResult:
     r"""Monte Carlo price ``e^{-rT} E[payoff]`` of ``payoff`` under ``model`` at ``maturity``.
 
@@ -139,6 +158,10 @@ def price(
         dtype: of the simulation (accumulation is always float64).
         monitoring: monitoring dates for path-dependent payoffs: every ``steps // monitoring``
             steps (default: every step).
+        distributed: share the chunks over the processes of a ``torch.distributed`` group (each
+            process runs a contiguous run of whole chunks, :func:`sdeflow.distributed.my_chunks`) and
+            gather their partial sums in chunk order: every process returns the single-process result,
+            bit for bit, whatever the number of processes. Without a process group: one process.
 
     Returns:
         :class:`MCResult`.
@@ -189,14 +212,19 @@ def price(
     grid, positions = step_grid(ts, maturity / steps)
     half = 2 if antithetic else 1
     value_sums, greek_sums = _Sums(), {g: _Sums() for g in greeks}
-    done, c = 0, 0
+    if not isinstance(distributed, bool):
+        raise TypeError(f"distributed must be True or False; got {distributed!r}")
+    # Chunk c holds paths [c * chunk, (c + 1) * chunk); a process runs its own chunks only.
+    from ..distributed import chunk_bounds, my_chunks
+
+    mine = my_chunks(paths, chunk) if distributed else chunk_bounds(paths, chunk)
     bar = None
     if progress:
         from .._utils import progress_bar
 
         bar = progress_bar(total=paths, desc="Monte Carlo", unit="path")
-    while done < paths:
-        n = min(chunk, paths - done)
+    for a, b in mine:
+        n, c = b - a, a // chunk
         base = -(-n // half)
         leaves = {p: torch.full((base * half, 1), float(getattr(model, p)), dtype=dtype, requires_grad=True)
                   for p in params}
@@ -223,12 +251,13 @@ def price(
         for g, gr in zip(greeks, grads if leaves else ()):
             gr = torch.zeros_like(v) if gr is None else gr.reshape(-1)
             greek_sums[g].add(gr.reshape(half, base).mean(0) if antithetic else gr)
-        done += n
-        c += 1
         if bar is not None:
             bar.update(n)
     if bar is not None:
         bar.close()
+    if distributed:
+        value_sums, greek_sums = value_sums.gathered(), {g: v.gathered() for g, v in greek_sums.items()}
+    done = paths
     mean, se = value_sums.mean_se()
     if not (math.isfinite(mean) and math.isfinite(se)):
         raise FloatingPointError(

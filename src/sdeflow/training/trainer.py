@@ -29,6 +29,8 @@ from .. import __version__
 from .._threads import num_threads, parse_threads
 from .._utils import check_int, check_nonnegative, check_positive
 from ..noise.rng import derive_keys, mix64
+from .. import distributed as dist_utils
+from ._sharded import ShardPlan
 from .checkpoint import check_run_dir, clear_run, read_checkpoint, save_checkpoint
 from .ema import EMA
 from .model import DiffusionModel
@@ -95,6 +97,8 @@ class TrainConfig:
         keep: checkpoints kept.
         progress: show a tqdm progress bar.
         device: where the model and data live.
+        micro_batch: examples per forward pass on each process (0: its whole share of
+            ``batch_size`` at once); a smaller value accumulates the gradient over micro-batches.
         threads: torch CPU threads during :meth:`Trainer.fit` (``None``: ``SDEFLOW_THREADS`` or 1; an
             integer, ``"auto"`` or ``"torch"``: :mod:`sdeflow._threads`, docs/threads.md).
     """
@@ -118,6 +122,7 @@ class TrainConfig:
     keep: int = 2
     progress: bool = True
     device: str = "cpu"
+    micro_batch: int = 0
     threads: int | str | None = None
 
     def __post_init__(self) -> None:
@@ -134,7 +139,7 @@ class TrainConfig:
         if not 0.0 <= self.label_dropout < 1.0:
             raise ValueError(f"label_dropout must lie in [0, 1); got {self.label_dropout}")
         check_int(self.seed, "seed", minimum=0)
-        for name in ("log_every", "eval_every", "ckpt_every", "keep"):
+        for name in ("log_every", "eval_every", "ckpt_every", "keep", "micro_batch"):
             if getattr(self, name) is not None or name != "ckpt_every":
                 check_int(getattr(self, name), name, minimum=0)
         if self.threads is not None:
@@ -148,7 +153,7 @@ class TrainConfig:
         check_device(self.device, "device", available=False)  # availability is checked when training starts
 
     # Options that may change between an interrupted run and its resumption.
-    _RESUMABLE = ("steps", "log_every", "eval_every", "ckpt_every", "keep", "progress", "device", "threads")
+    _RESUMABLE = ("steps", "log_every", "eval_every", "ckpt_every", "keep", "progress", "device", "threads", "micro_batch")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -356,16 +361,17 @@ class Trainer:
         if resume:
             start, history, evaluations, running, count = self._restore(model, ema, optimizer)
         elif self.out_dir is not None:
-            if overwrite:
-                clear_run(self.out_dir)
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+            out_dir = self.out_dir  # rank 0 alone clears and makes the run folder
+            dist_utils.on_main(lambda: (clear_run(out_dir) if overwrite else None, out_dir.mkdir(parents=True, exist_ok=True)))
         end = min(cfg.steps, end_check)
+        plan = ShardPlan(cfg.batch_size, cfg.micro_batch)  # this process's rows of the global batch
+        net = plan.wrap(model, device)
         data = self.data.to(device)
         labels = self.labels.to(device) if self.labels is not None else None
         num_classes = model.num_classes
 
         bar = None
-        if cfg.progress:
+        if cfg.progress and dist_utils.is_main():
             from .._utils import progress_bar
 
             bar = progress_bar(total=cfg.steps, initial=start, desc="training", unit="step", dynamic_ncols=True)
@@ -382,33 +388,41 @@ class Trainer:
                 lr = lr_at(step, cfg)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                gen = self._generator(step, device)
-                idx = self.batch_indices(step).to(device)
-                x0 = data[idx]
-                y = None
-                if labels is not None:
-                    y = labels[idx]
-                    if cfg.label_dropout > 0:
-                        drop = torch.rand(y.shape, generator=gen, device=device) < cfg.label_dropout
-                        y = torch.where(drop, torch.full_like(y, num_classes), y)
-                # Dropout layers draw from the global generator: fork it, seeded by the step.
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    torch.manual_seed(_derived_seed(cfg.seed, _TAG_STEP + 1, step))
-                    out = self.objective.loss(model, x0, generator=gen, labels=y)
-                    optimizer.zero_grad(set_to_none=True)
+                def loss_of(fn, rows=None, step=step):
+                    # The step's whole global batch, drawn afresh from its generator: every process and
+                    # micro-batch sees the same data, times, noise and label dropout at each position.
+                    gen = self._generator(step, device)
+                    idx = self.batch_indices(step).to(device)
+                    x0 = data[idx]
+                    y = None
+                    if labels is not None:
+                        y = labels[idx]
+                        if cfg.label_dropout > 0:
+                            drop = torch.rand(y.shape, generator=gen, device=device) < cfg.label_dropout
+                            y = torch.where(drop, torch.full_like(y, num_classes), y)
+                    # Dropout layers draw from the global generator: fork it, seeded by the step (and the rows).
+                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                        torch.manual_seed(_derived_seed(cfg.seed, _TAG_STEP + 1, step) + (rows.start if rows else 0))
+                        return self.objective.loss(fn, x0, generator=gen, labels=y)
+
+                optimizer.zero_grad(set_to_none=True)
+                if plan.needed:  # several processes or micro-batches
+                    loss = plan.backward(net, loss_of)
+                else:
+                    out = loss_of(model)
                     out.loss.backward()
+                    loss = float(out.loss.detach())
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
                 ema.update(model)
-                loss = float(out.loss.detach())
                 if not math.isfinite(loss):
                     raise FloatingPointError(
                         f"the training loss became {loss} at step {step}; lower the learning rate, "
                         "clip gradients (grad_clip) or check the weighting at the ends of [t_lo, t_hi]"
                     )
                 train_time += time.perf_counter() - tic
-                trained += x0.shape[0]
+                trained += cfg.batch_size
                 running += loss
                 count += 1
                 done = step + 1
@@ -420,12 +434,13 @@ class Trainer:
                     if done % 10 == 0 or done == end:
                         bar.set_postfix(loss=f"{loss:.4g}", samples_s=f"{trained / max(train_time, 1e-9):.0f}")
                 if self.evaluator is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
-                    evaluations.append(self._evaluate(ema.shadow, done))
+                    evaluations.append(dist_utils.on_main(lambda: self._evaluate(ema.shadow, done), share=True))
+                save = lambda: self._save(done, model, ema, optimizer, history, evaluations, trained, train_time, (running, count))  # noqa: E731
                 if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < end:
-                    last_ckpt = self._save(done, model, ema, optimizer, history, evaluations, trained, train_time, (running, count))
-                if interrupted:
+                    last_ckpt = dist_utils.on_main(save, share=True)  # written once, by rank 0
+                if dist_utils.any_rank(bool(interrupted)):
                     if self.out_dir is not None:
-                        self._save(done, model, ema, optimizer, history, evaluations, trained, train_time, (running, count))
+                        dist_utils.on_main(save)
                     raise KeyboardInterrupt(f"training interrupted after step {done}; resume with resume=True / --resume")
         finally:
             if previous_handler is not None:
@@ -434,9 +449,11 @@ class Trainer:
                 bar.close()
         completed = end >= cfg.steps
         if completed and self.evaluator is not None:
-            evaluations.append(self._evaluate(ema.shadow, end))
+            evaluations.append(dist_utils.on_main(lambda: self._evaluate(ema.shadow, end), share=True))
         if self.out_dir is not None:
-            last_ckpt = self._save(end, model, ema, optimizer, history, evaluations, trained, train_time, (running, count))
+            last_ckpt = dist_utils.on_main(
+                lambda: self._save(end, model, ema, optimizer, history, evaluations, trained, train_time, (running, count)), share=True
+            )
         return TrainResult(
             model=model.eval(),
             ema_model=ema.shadow,
