@@ -189,12 +189,21 @@ def test_default_configuration_is_a_fixed_rule_of_the_budget():
         torch.testing.assert_close(r.samples, same, rtol=0, atol=0)
         torch.testing.assert_close(sdeflow.sample(model, p, x, steps=budget).samples, same, rtol=0, atol=0)
         torch.testing.assert_close(sdeflow.sample(model, p, x, grid=r.ts).samples, same, rtol=0, atol=0)
-    for name, kind in (("dpm_solver_pp_3m", UniformLogSNR), ("unipc", UniformLogSNR), ("deis", UniformLogSNR),
-                       ("ddim", UniformLogSNR), ("heun", Karras), ("ipndm", Karras), ("euler", Karras)):
+    # Named one-call multistep exponential integrators follow the same rule of the budget; the others keep
+    # log-SNR (single-step, stochastic) or Karras.
+    for name in ("dpm_solver_pp_3m", "dpm_solver_pp_2m", "unipc", "deis", "ddim"):
+        rule = default_grid_for(p, get(name))
+        assert isinstance(rule.pick(10), UniformVPTime) and isinstance(rule.pick(11), UniformLogSNR), name
+        torch.testing.assert_close(rule(p, 7), UniformVPTime()(p, 7), rtol=0, atol=0)
+    for name, kind in (("dpm_solver", UniformLogSNR), ("dpm_solver_pp_2m_sde", UniformLogSNR), ("heun", Karras),
+                       ("ipndm", Karras), ("euler", Karras)):
         assert isinstance(default_grid_for(p, get(name)), kind), name
+    # Rectified flow: uniform in t, to 0 from the spacing's own node up to 10 steps, to t_min then 0 above.
     lin = Linear()
     r = sdeflow.sample(targets.ring2d().model(lin, "velocity"), lin, x, nfe=8)
-    assert r.ts[0] == 1.0 and torch.allclose(r.ts[:-1], torch.linspace(1.0, lin.t_min, 8, dtype=torch.float64))
+    assert r.ts[0] == 1.0 and torch.allclose(r.ts, torch.linspace(1.0, 0.0, 9, dtype=torch.float64))
+    r = sdeflow.sample(targets.ring2d().model(lin, "velocity"), lin, x, nfe=12)
+    assert torch.allclose(r.ts[:-1], torch.linspace(1.0, lin.t_min, 12, dtype=torch.float64)) and r.ts[-1] == 0
 
 
 def test_vp_time_grid_is_the_ddpm_schedule_on_every_process():
@@ -204,10 +213,22 @@ def test_vp_time_grid_is_the_ddpm_schedule_on_every_process():
     from sdeflow.processes import EDM, VP
 
     vp = VP()
-    torch.testing.assert_close(UniformVPTime()(vp, 7), UniformT()(vp, 7), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(UniformVPTime(final="t_min")(vp, 7), UniformT()(vp, 7), rtol=1e-12, atol=1e-12)
     edm = EDM()
-    ts = UniformVPTime()(edm, 6)
+    ts = UniformVPTime(final="t_min")(edm, 6)
     assert float(ts[0]) == 80.0 and float(ts[-2]) == 0.002 and float(ts[-1]) == 0.0
     u = torch.linspace(float(vp.t_from_noise_level(torch.tensor(80.0, dtype=torch.float64))),
                        float(vp.t_from_noise_level(torch.tensor(0.002, dtype=torch.float64))), 6, dtype=torch.float64)
     torch.testing.assert_close(edm.noise_level(ts[1:-2]), vp.noise_level(u[1:-1]), rtol=1e-9, atol=0)
+    # The default final="spacing": diffusers' "linspace" timesteps with a zero final sigma. Six steps from
+    # VP time u_0 (EDM's noise 80) at u_0 (1 - k/6), the last call at u_0/6, then t = 0; no call at t_min.
+    ts = UniformVPTime()(edm, 6)
+    u0 = float(vp.t_from_noise_level(torch.tensor(80.0, dtype=torch.float64)))
+    u = u0 * (1 - torch.arange(6, dtype=torch.float64) / 6)
+    assert float(ts[0]) == 80.0 and float(ts[-1]) == 0.0 and ts.numel() == 7
+    torch.testing.assert_close(edm.noise_level(ts[1:-1]), vp.noise_level(u[1:]), rtol=1e-9, atol=0)
+    # On VP itself: exactly uniform in t over [T, 0].
+    torch.testing.assert_close(UniformVPTime()(vp, 5), torch.linspace(1.0, 0.0, 6, dtype=torch.float64), rtol=0, atol=1e-12)
+    # So many steps that the spacing's last node would pass t_min: the t_min convention.
+    ts = UniformVPTime()(vp, 2000)
+    assert float(ts[-2]) == vp.t_min and float(ts[-1]) == 0.0

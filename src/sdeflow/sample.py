@@ -10,7 +10,7 @@ import torch
 
 from ._threads import with_threads
 from ._utils import check_int, check_state
-from .grids import TimeGrid, UniformLogSNR, UniformT, UniformVPTime, default_grid, get as get_grid, validate_ts
+from .grids import ByStepCount, TimeGrid, UniformLogSNR, UniformT, UniformVPTime, default_grid, get as get_grid, validate_ts
 from .grids.base import Explicit
 from .models.denoiser import Denoiser
 from .models.parameterization import check_prediction
@@ -43,6 +43,10 @@ _LOG_SNR_SOLVERS = frozenset({
     "ddim", "ddpm", "dpm_solver", "dpm_solver_pp", "dpm_solver_pp_2m", "dpm_solver_pp_3m", "dpm_solver_pp_2s",
     "dpm_solver_pp_2m_sde", "dpm_solver_pp_3m_sde", "unipc", "deis",
 })
+
+# The one-call multistep exponential integrators: on their default grid they follow the default
+# configuration's rule of the budget (DDPM schedule up to DEFAULT_LOW_ORDER_MAX_STEPS steps, log-SNR above).
+_MULTISTEP_EXPONENTIAL = frozenset({"ddim", "dpm_solver_pp", "dpm_solver_pp_2m", "dpm_solver_pp_3m", "unipc", "deis"})
 
 MAX_STEPS = 2**22
 """The largest ``steps`` or ``nfe`` accepted (a grid of that many float64 times is 32 MiB)."""
@@ -89,12 +93,20 @@ def default_solver(steps: int) -> Solver:
 
 def default_configuration_grid(process: DiffusionProcess, steps: int) -> TimeGrid:
     """The default configuration's grid for ``steps`` steps: the DDPM schedule's grid
-    (:class:`~sdeflow.grids.UniformVPTime`) up to :data:`DEFAULT_LOW_ORDER_MAX_STEPS` steps, uniform
-    in log-SNR above; uniform in ``t`` where the noise level at ``T`` is infinite (rectified flow)."""
+    (:class:`~sdeflow.grids.UniformVPTime`, with its last step to ``t = 0`` from its own node, as diffusers'
+    default timesteps) up to :data:`DEFAULT_LOW_ORDER_MAX_STEPS` steps, uniform in log-SNR above; on
+    rectified flow (infinite noise level at ``T``) uniform in ``t``, likewise to 0 from its own node up to
+    that many steps and to ``t_min`` above."""
     check_int(steps, "steps")
+    return _budget_rule(process).pick(steps)
+
+
+def _budget_rule(process: DiffusionProcess) -> ByStepCount:
+    """Few steps: the spacing that reaches ``t = 0`` with the last call at its own node (DDPM schedule, or
+    uniform ``t`` on rectified flow); more steps: log-SNR (uniform ``t`` to ``t_min`` on rectified flow)."""
     if not bool(torch.isfinite(process.noise_level(process.T))):
-        return default_grid(process)
-    return UniformVPTime() if steps <= DEFAULT_LOW_ORDER_MAX_STEPS else UniformLogSNR()
+        return ByStepCount(UniformT(final="spacing"), UniformT(), DEFAULT_LOW_ORDER_MAX_STEPS)
+    return ByStepCount(UniformVPTime(), UniformLogSNR(), DEFAULT_LOW_ORDER_MAX_STEPS)
 
 
 def _default_step_count(grid, steps: int | None, nfe: int | None) -> int:
@@ -111,14 +123,19 @@ def _default_step_count(grid, steps: int | None, nfe: int | None) -> int:
 
 
 def default_grid_for(process: DiffusionProcess, solver: Solver) -> TimeGrid:
-    """The grid used when none is given, a rule tuned on no benchmark: uniform in log-SNR from ``T``
-    to ``t_min`` for the exponential integrators (DDIM, DPM-Solver, DPM-Solver++, UniPC, DEIS, and so
-    for the default configuration), Karras (rho = 7) for the others; uniform in ``t`` wherever the
-    noise level at ``T`` is infinite (rectified flow). The solver-aware grids of
+    """The grid used when none is given, a rule tuned on no benchmark: the deterministic one-call multistep
+    exponential integrators (DDIM, DPM-Solver++ 2M/3M/k, UniPC, DEIS) follow the default configuration's
+    rule of the budget (:func:`default_configuration_grid`: the DDPM schedule up to
+    :data:`DEFAULT_LOW_ORDER_MAX_STEPS` steps, log-SNR above); the other exponential integrators
+    (single-step DPM-Solver, the SDE variants, DDPM) use the grid uniform in log-SNR from ``T`` to ``t_min``,
+    the rest Karras (rho = 7); uniform in ``t`` wherever the noise level at ``T`` is infinite (rectified flow). The solver-aware grids of
     :mod:`sdeflow.grids.optimized` and grids tuned for your model (``sdeflow tune-grid``) are used
     when asked for (``grid=OptimizedGrid(...)``, ``grid=load_tuned_grid(path)``); ``tuned_ab`` keeps
     its own grid, which its coefficients were tuned with. A stochastic solver on a process whose
     noise level is infinite at ``T`` starts at ``T - t_min`` (its reverse SDE is singular at ``T``)."""
+    own = getattr(solver, "default_grid", None)
+    if callable(own):  # a solver whose times mean something else (consistency levels) brings its grid
+        return own(process)
     finite = bool(torch.isfinite(process.noise_level(process.T)))
     if finite and solver.name == "tuned_ab":
         from .grids.optimized import OptimizedGrid
@@ -127,6 +144,8 @@ def default_grid_for(process: DiffusionProcess, solver: Solver) -> TimeGrid:
             return OptimizedGrid("tuned_ab", family=solver.options().get("family", "default"))
         except ValueError:
             pass
+    if solver.name in _MULTISTEP_EXPONENTIAL and not bool(solver.stochastic):
+        return _budget_rule(process)
     if finite and solver.name in _LOG_SNR_SOLVERS and not getattr(solver, "adaptive", False):
         return UniformLogSNR()
     if not finite and bool(solver.stochastic):
@@ -155,7 +174,8 @@ def _resolve_grid(grid, process: DiffusionProcess, steps: int | None, nfe: int |
         # and nfe is a cap on model calls, not a step count.
         return grid(process, 2 if steps is None else steps)
     if steps is None and nfe is None:
-        steps = DEFAULT_STEPS
+        # A grid that fixes its own length (consistency levels given explicitly) says so.
+        steps = getattr(grid, "natural_steps", None) or DEFAULT_STEPS
     if steps is None:
         steps = solver.steps_for_nfe(nfe, ends_at_zero=bool(getattr(grid, "to_zero", True)))
         ts = grid(process, steps)

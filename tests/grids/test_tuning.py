@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import sdeflow
+from sdeflow.solvers import get as get_solver
 from sdeflow import processes, targets
 from sdeflow.grids import TunedGrid, load_tuned_grid, tune_grid
 from sdeflow.grids.tuning import VALIDATION_SEED_OFFSET
@@ -61,7 +62,9 @@ def test_grid_shape_start_and_default_baseline(tuned):
     default = sdeflow.sample(RING.model(EDM, "eps"), EDM, x, solver=SOLVER, nfe=NFE)
     assert default.ts.tolist() == list(tuned.default_ts)
     assert tuned.ts != tuned.default_ts
-    assert tuned.solver == SOLVER and tuned.solver_options == {"order": 2, "eta": 0.0}
+    # The solver's full option set as the registry gives it (the file must rebuild the same solver).
+    assert tuned.solver == SOLVER and tuned.solver_options == get_solver(SOLVER).options()
+    assert tuned.solver_options["order"] == 2 and tuned.solver_options["eta"] == 0.0
     assert tuned.process == {"name": "edm", "config": {"sigma_min": 0.002, "sigma_max": 80.0}}
 
 

@@ -49,15 +49,28 @@ class TimeGrid(ABC):
     ``steps - 1`` steps placed by the rule between ``t_max`` and ``t_min`` and a final step to the
     data at ``t = 0`` (no model call happens at ``t = 0``). With ``to_zero=False`` the ``steps``
     steps end at ``t_min``. ``t_min`` defaults to ``process.t_min``.
+
+    Rules whose spacing reaches ``t = 0`` itself (uniform in ``t``, uniform in DDPM time) also take
+    ``final="spacing"``: the ``steps`` steps follow the rule from ``t_max`` all the way to 0, so the
+    last model call is at the rule's last node ``ts[steps-1] >= t_min`` rather than at ``t_min`` (diffusers'
+    "linspace" timesteps with ``final_sigmas_type="zero"``). No call is spent at ``t_min``, where a
+    data-prediction solver's denoising step barely moves the state. Where that node would fall below
+    ``t_min`` (thousands of steps) the grid keeps the ``t_min`` convention.
     """
 
     t_max: float | None = None
     t_min: float | None = None
     to_zero: bool = True
 
+    final: str = "t_min"
+
     @abstractmethod
     def _interior(self, process, t_max: float, t_min: float, n: int) -> torch.Tensor:
         """``n >= 2`` decreasing float64 times from ``t_max`` to ``t_min`` inclusive."""
+
+    def _spaced_to_zero(self, process, t_max: float, n: int) -> torch.Tensor:
+        """``n + 1`` decreasing float64 times from ``t_max`` to 0 by the rule's own spacing (``final="spacing"``)."""
+        raise ValueError(f"{type(self).__name__} has no spacing that reaches t = 0; final must be 't_min'")
 
     def __call__(self, process, steps: int) -> torch.Tensor:
         check_int(steps, "steps")
@@ -67,7 +80,17 @@ class TimeGrid(ABC):
             raise ValueError(f"a grid needs 0 < t_min < t_max; got t_min={t_min}, t_max={t_max}")
         if t_max > process.T * (1 + 1e-12):
             raise ValueError(f"t_max={t_max} lies beyond the end of the process T={process.T}")
-        if self.to_zero:
+        if self.final not in ("t_min", "spacing"):
+            raise ValueError(f"final must be 't_min' or 'spacing'; got {self.final!r}")
+        spaced = None
+        if self.final == "spacing" and self.to_zero and steps > 1:
+            spaced = self._spaced_to_zero(process, t_max, steps)
+            if float(spaced[-2]) < t_min:
+                spaced = None  # so many steps that the spacing's last node passes t_min: the t_min convention
+        if spaced is not None:
+            ts = spaced
+            ts[-1] = 0.0
+        elif self.to_zero:
             if steps == 1:
                 ts = torch.tensor([t_max, 0.0], dtype=torch.float64)
             else:
@@ -75,7 +98,9 @@ class TimeGrid(ABC):
         else:
             ts = self._interior(process, t_max, t_min, steps + 1)
         ts[0] = t_max  # exact ends, whatever the round trip through log-SNR did
-        if self.to_zero and steps > 1:
+        if spaced is not None:
+            pass
+        elif self.to_zero and steps > 1:
             ts[-2] = t_min
         elif not self.to_zero:
             ts[-1] = t_min

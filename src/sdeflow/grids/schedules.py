@@ -8,7 +8,7 @@ import torch
 
 from .base import TimeGrid
 
-__all__ = ["UniformT", "Karras", "UniformLogSNR", "Polynomial"]
+__all__ = ["UniformT", "Karras", "UniformLogSNR", "Polynomial", "ByStepCount"]
 
 
 def _finite(value: torch.Tensor, what: str, t: float, cls: str) -> None:
@@ -26,9 +26,13 @@ class UniformT(TimeGrid):
     t_max: float | None = None
     t_min: float | None = None
     to_zero: bool = True
+    final: str = "t_min"
 
     def _interior(self, process, t_max, t_min, n):
         return torch.linspace(t_max, t_min, n, dtype=torch.float64)
+
+    def _spaced_to_zero(self, process, t_max, n):
+        return torch.linspace(t_max, 0.0, n + 1, dtype=torch.float64)
 
 
 @dataclass(frozen=True)
@@ -110,15 +114,67 @@ class UniformVPTime(TimeGrid):
     t_max: float | None = None
     t_min: float | None = None
     to_zero: bool = True
+    final: str = "spacing"
 
     def _interior(self, process, t_max, t_min, n):
+        rho_hi, rho_lo = process.noise_level(t_max), process.noise_level(t_min)
+        return self._map(process, t_max, rho_hi, float(self._vp().t_from_noise_level(rho_lo)), n, rho_lo)
+
+    def _spaced_to_zero(self, process, t_max, n):
+        ts = self._map(process, t_max, process.noise_level(t_max), 0.0, n + 1, None)
+        ts[-1] = 0.0
+        return ts
+
+    @staticmethod
+    def _vp():
         from ..processes import VP
 
-        rho_hi, rho_lo = process.noise_level(t_max), process.noise_level(t_min)
+        return VP()
+
+    def _map(self, process, t_max, rho_hi, u_lo, n, rho_lo):
+        """``n`` times of this process at the noise levels of VP times uniform from ``rho_hi``'s to ``u_lo``."""
         _finite(rho_hi, "noise level", t_max, "UniformVPTime")
-        vp = VP()
-        u = torch.linspace(float(vp.t_from_noise_level(rho_hi)), float(vp.t_from_noise_level(rho_lo)), n,
-                           dtype=torch.float64)
+        vp = self._vp()
+        u = torch.linspace(float(vp.t_from_noise_level(rho_hi)), u_lo, n, dtype=torch.float64)
         levels = vp.noise_level(u)
-        levels[0], levels[-1] = rho_hi, rho_lo
+        levels[0] = rho_hi
+        if rho_lo is not None:
+            levels[-1] = rho_lo
+        else:
+            levels = levels[:-1]  # the last VP time is 0 (noise level 0): t = 0, set by the caller
+            return torch.cat([process.t_from_noise_level(levels), torch.zeros(1, dtype=torch.float64)])
         return process.t_from_noise_level(levels)
+
+
+@dataclass(frozen=True)
+class ByStepCount(TimeGrid):
+    """The grid ``few`` for up to ``max_few`` steps and ``many`` above: a budget-aware rule.
+
+    ``sdeflow.sample``'s default for the one-call multistep exponential integrators is
+    ``ByStepCount(UniformVPTime(), UniformLogSNR(), 10)`` (``docs/samplers.md``, "The default configuration").
+    """
+
+    few: TimeGrid = None
+    many: TimeGrid = None
+    max_few: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("few", "many"):
+            if not isinstance(getattr(self, name), TimeGrid):
+                raise TypeError(f"{name} must be a TimeGrid; got {getattr(self, name)!r}")
+        if not isinstance(self.max_few, int) or isinstance(self.max_few, bool) or self.max_few < 1:
+            raise ValueError(f"max_few must be a positive int; got {self.max_few!r}")
+
+    def pick(self, steps: int) -> TimeGrid:
+        """The grid used for ``steps`` steps."""
+        return self.few if steps <= self.max_few else self.many
+
+    @property
+    def t_max(self):  # type: ignore[override]
+        return self.few.t_max if self.few.t_max == self.many.t_max else None
+
+    def _interior(self, process, t_max, t_min, n):
+        return self.pick(n - 1)._interior(process, t_max, t_min, n)
+
+    def __call__(self, process, steps: int) -> torch.Tensor:
+        return self.pick(steps)(process, steps)
