@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["samplers", "family", "networks", "sde", "training", "analysis", "reliability"]
+ORDER = ["samplers", "family", "networks", "adapters", "sde", "training", "analysis", "reliability"]
 TITLES = {
     "samplers": "Samplers: accuracy per model call against k-diffusion and diffusers",
     "family": "Samplers on the problem family: tuning and validation halves",
     "networks": "Samplers on real trained networks: the digits U-Net and the moons flow",
+    "adapters": "Adapters: sdeflow's solvers inside diffusers loops",
     "sde": "The general SDE engine against torchsde, NumPy and hand-written loops",
     "training": "Training: quality and throughput",
     "analysis": "Likelihood and Fokker-Planck",

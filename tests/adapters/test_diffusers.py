@@ -211,6 +211,13 @@ def test_pipeline_objects_and_configs_are_read():
     scheduler.set_timesteps(4)
     with pytest.raises(ValueError, match="timestep"):
         scheduler.step(X, 3, X)
+    # pred_original_sample is the hub's x0 of the call: (x - sigma eps)/alpha at its time (1e-12).
+    t0 = scheduler.process.time_from_index(scheduler.timesteps[0])
+    eps = 0.3 * X
+    result = scheduler.step(eps, scheduler.timesteps[0], X)
+    alpha, sigma = scheduler.process.alpha(t0), scheduler.process.sigma(t0)
+    torch.testing.assert_close(result.pred_original_sample, (X - sigma * eps) / alpha, rtol=1e-12, atol=1e-12)
+    scheduler.close()
 
 
 def test_time_from_index_inverts_model_index():

@@ -19,8 +19,7 @@ two-call solver such as Heun lists two per step, as diffusers' Heun scheduler do
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -38,16 +37,34 @@ __all__ = ["DiffusersScheduler", "SchedulerOutput"]
 _CONFIG_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type")
 
 
-@dataclass
 class SchedulerOutput:
     """What :meth:`DiffusersScheduler.step` returns (as diffusers' ``SchedulerOutput``).
 
     ``prev_sample``: the state at which the network is called next (the final sample after the last
-    call); ``pred_original_sample``: the x0 estimate of this call.
+    call); ``pred_original_sample``: the x0 estimate of this call, computed when first read. Indexing
+    as diffusers' outputs allow: ``out[0]`` and ``out["prev_sample"]`` are ``prev_sample``.
     """
 
-    prev_sample: torch.Tensor
-    pred_original_sample: torch.Tensor | None = None
+    def __init__(self, prev_sample: torch.Tensor, x0: Callable[[], torch.Tensor] | None = None) -> None:
+        self.prev_sample = prev_sample
+        self._x0 = x0
+        self._x0_value: torch.Tensor | None = None
+
+    @property
+    def pred_original_sample(self) -> torch.Tensor | None:
+        if self._x0_value is None and self._x0 is not None:
+            self._x0_value = self._x0()
+        return self._x0_value
+
+    def __getitem__(self, key: int | str) -> torch.Tensor | None:
+        if key in (0, "prev_sample"):
+            return self.prev_sample
+        if key in (1, "pred_original_sample"):
+            return self.pred_original_sample
+        raise KeyError(key)
+
+    def to_tuple(self) -> tuple[torch.Tensor, ...]:
+        return (self.prev_sample,)
 
 
 class _Config(dict):
@@ -124,6 +141,7 @@ class DiffusersScheduler:
         self.num_inference_steps: int | None = None
         self.timesteps = torch.empty(0, dtype=torch.float64)
         self._times: list[float] = []
+        self._x0_maps: list[tuple[float, float]] = []
         self._ts: torch.Tensor | None = None
         self._stepper: Stepper | None = None
         self._last: torch.Tensor | None = None
@@ -190,6 +208,12 @@ class DiffusersScheduler:
                      grid=grid, seed=0 if self.solver.stochastic else None, check_finite=False)
         self.close()
         self._ts, self._times = run.ts, times
+        # x0_hat = cx x + co out at each call (the hub's conversion is linear): once per schedule, floats.
+        tt = torch.tensor(times, dtype=torch.float64)
+        one, zero = torch.ones(len(times), 1, dtype=torch.float64), torch.zeros(len(times), 1, dtype=torch.float64)
+        cx = to_x0_eps(self.prediction, zero, one, tt, self.process)[0].reshape(-1).tolist()
+        co = to_x0_eps(self.prediction, one, zero, tt, self.process)[0].reshape(-1).tolist()
+        self._x0_maps = list(zip(cx, co))
         self.num_inference_steps = len(run.ts) - 1
         index_dtype = torch.float32 if device is not None and torch.device(device).type == "mps" else torch.float64
         self.timesteps = self.process.model_index(torch.tensor(times, dtype=torch.float64)).to(device=device, dtype=index_dtype)
@@ -219,9 +243,9 @@ class DiffusersScheduler:
         elif self._last is not None and sample is not self._last and not torch.equal(sample.to(state_dtype), self._last):
             raise ValueError("sample is not the prev_sample this scheduler returned: the solver keeps its own state and "
                              "multistep history, so a pipeline that edits the latents between steps cannot use it")
-        x_in, t = self._stepper.request
+        x_in, _ = self._stepper.request
         out = model_output.to(device=x_in.device, dtype=x_in.dtype)
-        x0 = to_x0_eps(self.prediction, out, x_in, t.to(torch.float64), self.process)[0]
+        cx, co = self._x0_maps[self._index]
         self._stepper.step(out)
         self._index += 1
         if self._stepper.done:
@@ -233,7 +257,7 @@ class DiffusersScheduler:
         prev_sample = prev.to(sample.dtype)
         if not return_dict:
             return (prev_sample,)
-        return SchedulerOutput(prev_sample=prev_sample, pred_original_sample=x0.to(sample.dtype))
+        return SchedulerOutput(prev_sample, lambda: (out * co + x_in * cx).to(sample.dtype))
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: Any) -> torch.Tensor:
         """``alpha(t) x0 + sigma(t) noise`` at the DDPM indices ``timesteps`` (``t = time_from_index``), as diffusers'."""
