@@ -428,6 +428,19 @@ BENCH = [
     *_out_folder(),
 ]
 
+def _reflow(draw) -> dict:
+    return {"_cmd": "reflow", "--data": "moons", "--n-data": "200", "--rounds": str(draw(st.integers(1, 2))), "--steps": "2",
+            "--reflow-steps": "2", "--n-pairs": "50", "--width": "8", "--depth": "1", "--batch-size": "16",
+            "--solver-steps": "2", "--no-progress": True, "--out": _fresh("reflow")}
+
+
+REFLOW = [
+    *_ints("--steps"), *_ints("--rounds"), *_ints("--n-pairs"), *_floats("--lr"), _name("--solver"), _name("--data"),
+    _name("--source"), *_input_file("--coupling"), Mutation("--seed", "--seed negative", lambda kw: "-1"),
+    Mutation("--eval", "--eval negative", lambda kw: "-2"), *_out_folder(),
+]
+
+
 CLI_ENTRIES: dict[str, Entry] = {e.name: e for e in (
     _entry("sample", _sample, SAMPLE),
     _entry("simulate", _simulate, SIMULATE),
@@ -441,5 +454,6 @@ CLI_ENTRIES: dict[str, Entry] = {e.name: e for e in (
     _entry("tune-grid", _tune_grid, TUNE_GRID),
     _entry("demo", _demo, DEMO, valid_share=0.0),
     _entry("bench", _bench, BENCH, valid_share=0.0),
+    _entry("reflow", _reflow, REFLOW, valid_share=0.1),
 )}
 """The commands; ``demo`` and ``bench`` only with bad input (their valid runs take tens of seconds)."""
