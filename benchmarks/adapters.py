@@ -135,7 +135,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: batch 1 and 4, 3 repeats")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per loop (default 15, quick 3)")
-    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS-adapters.md"), help="the report to write")
+    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS-adapters.md"),
+                        help="the report to write (default: the repository's; elsewhere its plot goes beside it)")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -146,10 +147,15 @@ def main(argv=None) -> int:
     for batch in batches:
         rows[batch] = measure(batch, repeats)
         print(f"batch {batch}: " + ", ".join(f"{k} {1e3 * v:.3f} ms/step" for k, v in rows[batch].items()), flush=True)
-    plot(rows, ROOT / "benchmarks" / "figures" / "adapters_overhead.png")
+    out = Path(args.out)
+    default_out = out.resolve() == (ROOT / "BENCHMARKS-adapters.md").resolve()
+    # The repository's report keeps its plot under benchmarks/figures; a report elsewhere gets its own beside it.
+    plot(rows, ROOT / "benchmarks" / "figures" / "adapters_overhead.png" if default_out else out.with_suffix(".png"))
     command = "python benchmarks/adapters.py" + (" --quick" if args.quick else "") + (f" --repeats {args.repeats}" if args.repeats else "")
     text = report(rows, command, _env())
-    Path(args.out).write_text(text)
+    if not default_out:
+        text = text.replace("benchmarks/figures/adapters_overhead.png", out.with_suffix(".png").name)
+    out.write_text(text)
     print(f"wrote {args.out}")
     return 0
 
