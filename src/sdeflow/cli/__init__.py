@@ -1,47 +1,63 @@
 """The ``sdeflow`` command line. Thin: it parses, validates and calls the library.
 
 Each command group is a module of this package defining ``register(subparsers)``; modules are
-discovered automatically, so adding a command is adding one file.
+discovered automatically, so adding a command is adding one file. What every command shares (lazy
+loading, ``--threads``, ``--quiet``, ``--json``, help with defaults, clean exits on a closed pipe or
+Ctrl-C) lives in :mod:`._app` and :mod:`._common`; docs/cli.md lists the commands and their flags.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import pickle
-import pkgutil
 import re
 import sys
 from typing import Sequence
-
-from ._common import unpickling_message
 
 __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every discovered subcommand."""
-    from .. import __version__
+    """The top-level parser with every discovered subcommand (all command modules imported)."""
+    from ._app import build_parser as build
 
-    parser = argparse.ArgumentParser(
-        prog="sdeflow",
-        description="Noise to data with stochastic and ordinary differential equations.",
-    )
-    parser.add_argument("--version", action="version", version=f"sdeflow {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(sub)
-    return parser
+    return build(full=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sdeflow`` console script; returns the exit code."""
-    parser = build_parser()
+    """Entry point of the ``sdeflow`` console script; returns the exit code.
+
+    A closed output pipe (``sdeflow solvers | head``) ends quietly with exit code 141 (as a process
+    killed by SIGPIPE), Ctrl-C with one line and exit code 130, never a traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    try:
+        return _main(argv, command)
+    except KeyboardInterrupt as err:
+        detail = f": {err}" if str(err) else ""
+        print(f"sdeflow{' ' + command if command else ''}: interrupted{detail}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (a test's capture)
+        pass
+
+
+def _main(argv: list[str], command: str | None) -> int:
+    from ._app import build_parser as build, running
+    from ._index import COMMANDS
+
+    parser = build(command, full=command is not None and command not in {name for name, _, _ in COMMANDS})
     args, extra = parser.parse_known_args(argv)
     if extra and getattr(args, "pass_through", False):
         # A command that hands its arguments to another parser (``bench NAME ...``) takes them verbatim.
@@ -50,14 +66,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         # Report a stray argument as the command's own error line (``sdeflow COMMAND: error: ...``, exit 2)
         # with the command's usage, not the top-level parser's.
-        command = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
-        command.error(f"unrecognized arguments: {' '.join(extra)}")
+        command_parser = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
     try:
-        result = args.func(args)
+        from ._common import check_output_file, json_file
+
+        check_output_file(json_file(args), "--json", overwrite=bool(getattr(args, "overwrite", False)))
+        with running(args):
+            result = args.func(args)
     except USER_ERRORS as err:
+        if isinstance(err, BrokenPipeError):
+            raise
         print(f"sdeflow {args.command}: error: {_describe(err)}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as err:
@@ -65,10 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug: keep its traceback
         print(f"sdeflow {args.command}: error: {_describe_memory(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:
-        detail = f": {err}" if str(err) else ""
-        print(f"sdeflow {args.command}: interrupted{detail}", file=sys.stderr)
-        return 130
+    sys.stdout.flush()  # a closed pipe shows here, inside main's handler, not at exit
     return int(result or 0)
 
 
@@ -90,6 +109,8 @@ USER_ERRORS = (ValueError, TypeError, OSError, pickle.UnpicklingError, FloatingP
 
 def _describe(err: BaseException) -> str:
     """The one-line message of a user error."""
+    from ._common import unpickling_message
+
     if isinstance(err, pickle.UnpicklingError):
         return f"a .pt input {unpickling_message(err)}"
     if isinstance(err, OSError) and err.strerror and err.filename is not None and str(err).startswith("[Errno"):

@@ -8,16 +8,15 @@ milliseconds rather than after the work.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
-
-import numpy as np
-import torch
 
 from .._utils import atomic_write_bytes
 
@@ -32,6 +31,9 @@ __all__ = [
     "fresh_dir",
     "reading",
     "unpickling_message",
+    "add_json_option",
+    "emit",
+    "deprecated_alias",
 ]
 
 
@@ -157,6 +159,9 @@ def write_json(path: Path, obj: Any) -> None:
 
 def save_array(path: Path, x: torch.Tensor, **extra: Any) -> None:
     """Save samples as ``.npz`` (key ``samples``) or ``.pt`` by the file's suffix, atomically."""
+    import numpy as np
+    import torch
+
     path = Path(path)
     arr = x.detach().cpu()
     if path.suffix == ".npz":
@@ -209,3 +214,78 @@ def _number(raw: str) -> int | float | str:
             return float(raw)
         except ValueError:
             return raw
+
+
+# ---- the shared output options ------------------------------------------------------------------
+JSON_HELP = ("print the report as JSON on stdout instead of the text (for scripts); with FILE, write it to FILE "
+             "as well as printing the text")
+
+
+def add_json_option(parser: Any, help: str = JSON_HELP) -> None:
+    """``--json [FILE]``: the one meaning of ``--json`` in every command (see :func:`emit`)."""
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE", help=help)
+
+
+def json_file(args: Any) -> Path | None:
+    """The file of ``--json FILE`` (``None`` for no ``--json`` or ``--json`` alone, which prints to stdout)."""
+    value = getattr(args, "json", None)
+    return None if value in (None, "-") else Path(value)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-ready: tensors and numpy values as numbers or lists, NaN and infinities as null, paths as strings."""
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return _plain(tolist())
+    return str(obj)
+
+
+def emit(args: Any, report: Any, text: str | None = None) -> None:
+    """The one way a command gives its result.
+
+    * ``--json`` alone: ``report`` as JSON on stdout and nothing else there (the command's other
+      prints are discarded while it runs), so ``sdeflow CMD --json | jq`` works;
+    * ``--json FILE``: ``report`` written to FILE, and ``text`` printed;
+    * neither: ``text`` printed (nothing under ``--quiet``).
+    """
+    target = getattr(args, "json", None)
+    if target == "-":
+        out = getattr(args, "_stdout", None) or sys.stdout
+        out.write(json.dumps(_plain(report), indent=2, sort_keys=True) + "\n")
+        out.flush()
+        return
+    if target is not None:
+        write_json(Path(target), _plain(report))
+    if text:
+        print(text)
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: sets the new one's ``dest`` and warns on stderr to use ``new``."""
+
+    def __init__(self, option_strings, dest, *, new: str, flag: bool = False, **kwargs):
+        self.new = new
+        self.flag = flag
+        super().__init__(option_strings, dest, nargs=0 if flag else None, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: warning: {option_string} is deprecated and will be removed; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, True if self.flag else values)
+
+
+def deprecated_alias(parser: Any, old: str, new: str, dest: str, *, flag: bool = False, **kwargs: Any) -> None:
+    """Accept ``old`` as a hidden, deprecated spelling of ``new`` (the same ``dest``); ``flag``: a store_true option."""
+    parser.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new, flag=flag, help=argparse.SUPPRESS,
+                        default=argparse.SUPPRESS, **kwargs)

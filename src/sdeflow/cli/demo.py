@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ._common import prepare_out_dir, write_json
+from ._common import add_json_option, emit, prepare_out_dir, write_json
 
 __all__ = ["register", "run_demo"]
 
@@ -76,13 +76,8 @@ def run_demo(out: Path, n: int = 2000, seed: int = 0, progress: bool = True) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1; got {args.threads}")
     if args.n < 2:  # checked before the training part, which runs first
         raise ValueError(f"--n must be >= 2 (samples per solver); got {args.n}")
-    # Small networks on a CPU: one intra-op thread is as fast on an idle 2-core machine and 10-30x
-    # faster on a busy one, where two threads per process thrash (measured, BENCHMARKS.md, training).
-    torch.set_num_threads(args.threads)
     names = [RING_DIR]
     if not args.skip_training:
         from ..training.demo import DEMO_OUTPUTS
@@ -91,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     out = prepare_out_dir(args.out, "sdeflow-demo", names, args.overwrite)
     start = time.perf_counter()
     written: list[Path] = []
+    r: dict = {}
     if not args.skip_training:
         from ..training.demo import run_demo as run_training_demo
 
@@ -102,26 +98,30 @@ def run(args: argparse.Namespace) -> int:
     ring.mkdir(exist_ok=True)
     report = run_demo(ring, n=args.n, seed=args.seed, progress=not args.quiet)
     floor = report["sliced_wasserstein2_floor"]
-    print(f"\nexact-score ring of 8 Gaussians, {report['n']} samples per solver")
-    print(f"{'solver':<40}{'model calls':>12}{'sliced W2':>12}")
+    lines = [f"\nexact-score ring of 8 Gaussians, {report['n']} samples per solver",
+             f"{'solver':<40}{'model calls':>12}{'sliced W2':>12}"]
     for s in report["solvers"].values():
-        print(f"{s['label']:<40}{s['nfe']:>12}{s['sliced_wasserstein2']:>12.4f}")
-    print(f"{'two-sample floor (perfect sampler)':<40}{'':>12}{floor['value']:>12.4f}")
+        lines.append(f"{s['label']:<40}{s['nfe']:>12}{s['sliced_wasserstein2']:>12.4f}")
+    lines.append(f"{'two-sample floor (perfect sampler)':<40}{'':>12}{floor['value']:>12.4f}")
     written += [ring / name for name in OUT_NAMES]
-    print(f"\nsdeflow demo finished in {time.perf_counter() - start:.1f} s; files written:")
-    for path in written:
-        print(f"  {path.resolve()}")
+    seconds = time.perf_counter() - start
+    lines.append(f"\nsdeflow demo finished in {seconds:.1f} s; files written:")
+    lines += [f"  {path.resolve()}" for path in written]
+    summary = {"seconds": seconds, "exact_score_ring": report, "files": [str(p.resolve()) for p in written]}
+    if r:
+        summary["training"] = r
+    emit(args, summary, "\n".join(lines))
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="the main job: sample a 2-D target with several solvers and plot the trajectories")
+    p = sub.add_parser("demo", help="the main job: train a digits U-Net and a 2-D flow, sample them and an exact-score ring "
+                                    "with several solvers, and draw the pictures (minutes on a CPU; --quick for a smoke run)")
     p.add_argument("--out", default=None, help="output folder (default: a fresh ./sdeflow-demo-N)")
     p.add_argument("--overwrite", action="store_true", help="allow replacing an earlier demo's files in --out")
-    p.add_argument("--n", type=int, default=2000, help="samples per solver (default 2000)")
+    p.add_argument("--n", "--num-samples", dest="n", type=int, default=2000, help="samples per solver (default 2000; --num-samples under torchrun)")
     p.add_argument("--seed", type=int, default=0, help="first per-sample seed")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--quick", action="store_true", help="a shorter training (for a smoke test)")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; see the docstring)")
     p.add_argument("--skip-training", action="store_true", help="only the exact-score part (no training)")
+    add_json_option(p)
     p.set_defaults(func=run)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ._common import parse_options, prepare_out_dir, save_array, write_json
+from ._common import add_json_option, emit, parse_options, prepare_out_dir, save_array, write_json
 
 __all__ = ["register", "run_sample"]
 
@@ -93,10 +93,11 @@ def run_checkpoint(args: argparse.Namespace, out: Path, tuned=None) -> dict:
             f"warning: {path} was trained with an optimal-transport coupling; its velocity is not a marginal "
             f"score, so the stochastic solver {name!r} does not sample its distribution (use a deterministic one)"
         )
+    stats: dict = {}  # the model calls per sample and the steps, from the sampling loop
     start = time.perf_counter()
     samples = sample_checkpoint(
         path, args.n, solver=solver, steps=args.steps, nfe=args.nfe, seed=args.seed, label=args.label,
-        guidance=1.0 if args.guidance is None else args.guidance, grid=grid, **options,
+        guidance=1.0 if args.guidance is None else args.guidance, grid=grid, stats=stats, **options,
     )
     seconds = time.perf_counter() - start
     save_array(out / f"samples.{args.format}", samples)
@@ -106,12 +107,15 @@ def run_checkpoint(args: argparse.Namespace, out: Path, tuned=None) -> dict:
     else:
         plots.scatter(out / "samples.png", samples, title=f"{path.name}: {name}")
     report = {"checkpoint": str(path), "solver": name, "solver_options": options, "n": args.n, "seed": args.seed,
-              "steps": args.steps, "nfe_budget": args.nfe, "grid": args.grid, "seconds": seconds}
+              "steps": args.steps, "nfe_budget": args.nfe, "grid": args.grid, "seconds": seconds,
+              "nfe": stats.get("nfe"), "steps_taken": stats.get("steps")}
     if tuned is not None:
         report["ts"] = list(tuned.ts)  # the tuned grid is used as given
     write_json(out / "metrics.json", report)
+    if args.json is not None:
+        emit(args, report)
     if not args.quiet:
-        print(f"{args.n} samples from {path} with {name} ({seconds:.2f} s)")
+        print(f"{args.n} samples from {path} with {name} ({stats.get('nfe')} model calls per sample, {seconds:.2f} s)")
         print(f"wrote {out / f'samples.{args.format}'}, {out / 'samples.png'}, {out / 'metrics.json'}")
     return report
 
@@ -186,6 +190,8 @@ def run_sample(args: argparse.Namespace) -> dict:
     plots.scatter(out / "samples.png", samples, reference=truth, labels=("samples", "true samples"),
                   title=f"{args.target}: {report['solver']}, {result.nfe} model calls")
     write_json(out / "metrics.json", report)
+    if args.json is not None:
+        emit(args, report)
     if not args.quiet:
         print(f"{args.n} samples with {report['solver']} ({result.nfe} model calls, {seconds:.2f} s)")
         print(f"sliced W2 to fresh true samples: {sw2:.4f} (two-sample floor {floor.value:.4f} [{floor.low:.4f}, {floor.high:.4f}])")
@@ -223,5 +229,5 @@ def register(sub) -> None:
     p.add_argument("--floor-boot", type=int, default=20, help="replicates of the two-sample floor (default 20)")
     p.add_argument("--out", default=None, help="output folder (default: a fresh ./sdeflow-sample-N)")
     p.add_argument("--overwrite", action="store_true", help="allow replacing files in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_json_option(p)
     p.set_defaults(func=lambda a: (run_sample(a), 0)[1])

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import time
 
 import numpy as np
 import torch
 
-from ._common import parse_options, prepare_out_dir, save_array, write_json
+from ._common import add_json_option, emit, parse_options, prepare_out_dir, save_array, write_json
 
 __all__ = ["register", "run_simulate", "run_price", "MODELS"]
 
@@ -132,8 +131,10 @@ def run_simulate(args: argparse.Namespace) -> dict:
                "terminal_mean": float(final.mean()), "terminal_std": float(final.std()) if args.paths > 1 else None,
                "out": str(out)}
     write_json(out / "summary.json", summary)
-    print(json.dumps({k: summary[k] for k in ("model", "method", "paths", "steps", "seconds", "terminal_mean",
-                                              "terminal_std", "out")}, indent=1))
+    std = "undefined (one path)" if summary["terminal_std"] is None else f"{summary['terminal_std']:.6g}"
+    emit(args, summary, f"{args.paths} paths of {args.model} x {args.steps} steps ({args.method}) in {seconds:.2f} s; "
+                        f"terminal {label}: mean {summary['terminal_mean']:.6g}, std {std}\n"
+                        f"wrote {out / f'paths.{args.format}'}, {out / 'paths.png'}, {out / 'terminal.png'}, {out / 'summary.json'}")
     return summary
 
 
@@ -181,6 +182,9 @@ def run_price(args: argparse.Namespace) -> dict:
     else:
         option = finance.ZeroCouponBond()
     method = args.method or ("exact" if hasattr(model, "exact_step") else "euler")
+    from ..finance.montecarlo import steps_taken
+
+    steps = steps_taken(option, method, args.steps)
     greeks = [g for g in (args.greeks or "").split(",") if g]
     start = time.perf_counter()
     res = finance.price(model, option, args.T, paths=args.paths, steps=args.steps, method=method, seed=args.seed,
@@ -188,55 +192,67 @@ def run_price(args: argparse.Namespace) -> dict:
                         dtype=torch.float64 if args.float64 else torch.float32, progress=not args.quiet)
     seconds = time.perf_counter() - start
     exact = _closed_form(model, option, args.T)
+    report = {"option": args.option, "kind": option.kind if args.option != "bond" else None, "model": args.model,
+              "T": args.T, "paths": res.paths, "steps": steps, "method": method, "price": res.price,
+              "stderr": res.stderr, "ci": list(res.ci), "confidence": args.confidence, "closed_form": exact,
+              "greeks": res.greeks, "seconds": seconds}
+    if args.json == "-":
+        emit(args, report)
+        return report
+    if args.json is not None:
+        emit(args, report)
     print(f"{args.option} {option.kind if args.option != 'bond' else ''} on {args.model}, T = {args.T}, "
-          f"{res.paths} paths x {args.steps} steps ({method}), {seconds:.2f} s")
+          f"{res.paths} paths x {steps} step{'s' if steps > 1 else ''} ({method}"
+          f"{', exact in one step' if steps < args.steps else ''}), {seconds:.2f} s")
     print(res)
     if exact is not None:
         diff = res.price - exact
         # A zero standard error (every path paid the same, e.g. 0 far out of the money) has no z-score.
         z = f" = {diff / res.stderr:+.2f} standard errors" if res.stderr > 0 else " (standard error 0)"
         print(f"closed form {exact:.8f}  (difference {diff:+.6f}{z})")
-    return {"price": res.price, "stderr": res.stderr, "ci": res.ci, "closed_form": exact, "greeks": res.greeks,
-            "seconds": seconds}
+    return report
 
 
 def register(subparsers) -> None:
     """Add ``simulate`` and ``price``."""
     p = subparsers.add_parser("simulate", help="simulate paths of a built-in SDE model (GBM, Heston, CIR, OU, ...)")
-    p.add_argument("--model", choices=MODELS, default="gbm")
+    p.add_argument("--model", choices=MODELS, default="gbm", help="the SDE model")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="model parameter, repeatable (e.g. --param sigma=0.3 --param s0=100)")
-    p.add_argument("--paths", type=int, default=1000)
-    p.add_argument("--steps", type=int, default=252)
-    p.add_argument("--T", type=float, default=1.0, help="horizon")
+    p.add_argument("--paths", type=int, default=1000, help="number of simulated paths")
+    p.add_argument("--steps", type=int, default=252, help="time steps (uniform) from 0 to --T")
+    p.add_argument("--T", type=float, default=1.0, help="horizon, in years for the finance models")
     p.add_argument("--method", default="euler", help="any sdeint method (euler, milstein, srk, sri2, ...)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--float64", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Brownian paths (per-path seeds seed, seed+1, ...)")
+    p.add_argument("--float64", action="store_true", help="simulate in float64 (default float32)")
     p.add_argument("--plot-paths", type=int, default=20, help="paths drawn in paths.png")
-    p.add_argument("--format", choices=("npz", "pt"), default="npz")
+    p.add_argument("--format", choices=("npz", "pt"), default="npz", help="file format of the paths")
     p.add_argument("--out", default=None, help="output folder (default: a fresh ./sdeflow-simulate-N)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="allow replacing files in --out")
+    add_json_option(p)
     p.set_defaults(func=lambda a: (run_simulate(a), 0)[1])
 
     p = subparsers.add_parser("price", help="Monte Carlo option price with standard error and confidence interval")
-    p.add_argument("--option", choices=("european", "asian", "barrier", "bond"), default="european")
-    p.add_argument("--kind", choices=("call", "put"), default="call")
-    p.add_argument("--strike", type=float, default=100.0)
+    p.add_argument("--option", choices=("european", "asian", "barrier", "bond"), default="european",
+                   help="the contract (bond: a zero-coupon bond under --model cir)")
+    p.add_argument("--kind", choices=("call", "put"), default="call", help="call or put payoff")
+    p.add_argument("--strike", type=float, default=100.0, help="strike price")
     p.add_argument("--barrier", type=float, default=None, help="with --option barrier: the barrier level (default 120)")
     p.add_argument("--style", default=None,
                    help="with --option barrier: up-and-out (default), down-and-out, up-and-in, down-and-in")
     p.add_argument("--weights", default=None, help="basket weights for multigbm, e.g. 0.5,0.5")
-    p.add_argument("--model", choices=MODELS, default="gbm")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE")
-    p.add_argument("--T", type=float, default=1.0, help="maturity")
-    p.add_argument("--paths", type=int, default=100_000)
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--model", choices=MODELS, default="gbm", help="the model of the underlying")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a model parameter, repeatable (e.g. --param sigma=0.3)")
+    p.add_argument("--T", type=float, default=1.0, help="maturity in years")
+    p.add_argument("--paths", type=int, default=100_000, help="Monte Carlo paths")
+    p.add_argument("--steps", type=int, default=100,
+                   help="time steps of a path (a European option on an exact model needs one: it is taken, whatever --steps says)")
     p.add_argument("--method", default=None, help="exact (default where available) or any sdeint method")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the Brownian paths")
     p.add_argument("--chunk", type=int, default=100_000, help="paths per chunk (bounds the memory)")
-    p.add_argument("--antithetic", action="store_true")
-    p.add_argument("--greeks", default=None, help="pathwise Greeks, e.g. delta,vega,rho")
-    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--antithetic", action="store_true", help="antithetic paths (each Brownian path and its negative)")
+    p.add_argument("--greeks", default=None, help="pathwise Greeks, e.g. delta,vega,rho (default: none)")
+    p.add_argument("--confidence", type=float, default=0.95, help="level of the confidence interval")
     p.add_argument("--float64", action="store_true", help="simulate in float64 (sums are always float64)")
-    p.add_argument("--quiet", action="store_true")
+    add_json_option(p)
     p.set_defaults(func=lambda a: (run_price(a), 0)[1])

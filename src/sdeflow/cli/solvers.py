@@ -65,27 +65,28 @@ def process_markdown_table() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import emit
+
     if args.markdown:
         print(markdown_table())
         return 0
     rows = solver_table()
-    if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return 0
     head = f"{'solver':<22}{'ODE':>5}{'strong':>8}{'weak':>6}{'calls':>7}  {'noise':<6} description"
-    print(head)
-    print("-" * len(head))
+    lines = [head, "-" * len(head)]
     for r in rows:
-        print(
+        lines.append(
             f"{r['name']:<22}{_fmt(r['ode_order']):>5}{_fmt(r['strong_order']):>8}{_fmt(r['weak_order']):>6}"
             f"{r['calls_per_step']:>7}  {'sde' if r['stochastic'] else 'ode':<6} {r['description']}"
         )
-    print("\norders: ODE = on the probability-flow ODE; strong/weak = on SDEs; calls = model calls per step")
+    lines.append("\norders: ODE = on the probability-flow ODE; strong/weak = on SDEs; calls = model calls per step")
+    emit(args, rows, "\n".join(lines))
     return 0
 
 
 def register(sub) -> None:
+    from ._common import add_json_option
+
     p = sub.add_parser("solvers", help="list the registered solvers with their orders and model calls per step")
-    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    add_json_option(p, "print the table as JSON on stdout (a list of rows) instead of text; with FILE, write it there too")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown (as in the README)")
     p.set_defaults(func=run)

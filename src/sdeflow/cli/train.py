@@ -33,6 +33,7 @@ def register(subparsers) -> None:
     """Add the ``train`` and ``evaluate`` commands."""
     from ..processes import available as processes
     from ..training import COUPLINGS, TIME_SAMPLERS, WEIGHTINGS
+    from ._common import add_json_option, deprecated_alias
 
     p = subparsers.add_parser(
         "train",
@@ -47,18 +48,19 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, help="data name or path")
     p.add_argument("--data-key", default=None, help="array name inside an .npz/.pt file")
     p.add_argument("--n-data", type=_positive_int, default=None, help="training-set size for sampled data (default 100000)")
-    p.add_argument("--normalize", choices=("auto", "none", "standardize"), default="auto")
+    p.add_argument("--normalize", choices=("auto", "none", "standardize"), default="auto",
+                   help="data scaling: auto (images to [-1, 1], vectors standardized), none, standardize")
     p.add_argument("--objective", choices=("fm", "dsm"), default="fm", help="flow matching or denoising score matching")
     p.add_argument("--process", choices=processes(), default=None, help="default: linear for fm, vp for dsm")
     p.add_argument("--prediction", choices=("eps", "x0", "v", "score", "velocity"), default=None,
                    help="default: velocity for fm, v for dsm (x0 with --precond edm)")
-    p.add_argument("--weighting", choices=sorted(WEIGHTINGS), default="uniform")
+    p.add_argument("--weighting", choices=sorted(WEIGHTINGS), default="uniform", help="loss weighting over time")
     p.add_argument("--time-sampler", choices=sorted(TIME_SAMPLERS) + ["importance"], default=None,
                    help="default: uniform (lognormal with --precond edm)")
     p.add_argument("--coupling", choices=sorted(COUPLINGS), default="independent", help="flow matching only")
-    p.add_argument("--sinkhorn-reg", type=float, default=0.05)
-    p.add_argument("--precond", choices=("none", "edm"), default="none")
-    p.add_argument("--sigma-data", type=float, default=0.5)
+    p.add_argument("--sinkhorn-reg", type=float, default=0.05, help="entropic regularization of --coupling sinkhorn")
+    p.add_argument("--precond", choices=("none", "edm"), default="none", help="network preconditioning (edm: Karras et al. 2022)")
+    p.add_argument("--sigma-data", type=float, default=0.5, help="data standard deviation assumed by --precond edm")
     p.add_argument("--net", choices=("auto", "mlp", "unet"), default="auto", help="auto: unet for images, mlp otherwise")
     p.add_argument("--width", type=_positive_int, default=256, help="MLP width")
     p.add_argument("--depth", type=_positive_int, default=3, help="MLP residual blocks")
@@ -67,28 +69,28 @@ def register(subparsers) -> None:
     p.add_argument("--res-blocks", type=_positive_int, default=1, help="U-Net residual blocks per level")
     p.add_argument("--attention", type=_int_list, default=[], help="U-Net levels with attention, e.g. 1")
     p.add_argument("--conditional", action="store_true", help="condition on the data's class labels (classifier-free guidance)")
-    p.add_argument("--steps", type=_positive_int, default=2000)
-    p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--steps", type=_positive_int, default=2000, help="optimizer steps")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="minibatch size")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine decay)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay")
     p.add_argument("--warmup", type=int, default=100, help="warm-up steps")
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    p.add_argument("--ema-decay", type=float, default=0.999, help="decay of the weight average used for sampling")
     p.add_argument("--amp", choices=("none", "bf16"), default="none", help="mixed precision for the network call")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw of the run")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, metrics)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out (its checkpoints, samples and metrics.jsonl are deleted when training starts)")
     p.add_argument("--stop-after", type=_positive_int, default=None,
                    help="stop after this many steps in all, with a checkpoint (continue later with --resume)")
-    p.add_argument("--ckpt-every", type=int, default=500)
+    p.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
     p.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: at the end only)")
-    p.add_argument("--eval-solver", default="heun")
-    p.add_argument("--eval-steps", type=_positive_int, default=30)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--eval-solver", default="heun", help="solver of the evaluation samples")
+    p.add_argument("--eval-steps", type=_positive_int, default=30, help="steps of the evaluation solver")
+    deprecated_alias(p, "--no-progress", "--quiet", "quiet", flag=True)
+    add_json_option(p)
     p.set_defaults(func=run_train)
 
     e = subparsers.add_parser(
@@ -102,14 +104,14 @@ def register(subparsers) -> None:
     )
     e.add_argument("--ckpt", required=True, type=Path, help="checkpoint folder or run folder")
     e.add_argument("--data", default=None, help="reference data (default: the checkpoint's training data, held-out part)")
-    e.add_argument("--n", type=_positive_int, default=2000, help="samples to draw")
-    e.add_argument("--solver", default="heun")
-    e.add_argument("--steps", type=_positive_int, default=None)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--n", "--num-samples", dest="n", type=_positive_int, default=2000, help="samples to draw (--num-samples under torchrun)")
+    e.add_argument("--solver", default="heun", help="solver of the samples")
+    e.add_argument("--steps", type=_positive_int, default=None, help="solver steps (default: the solver's default for the process)")
+    e.add_argument("--seed", type=int, default=0, help="first per-sample seed")
     e.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA")
-    e.add_argument("--out", type=Path, default=None, help="also write the JSON here")
-    e.add_argument("--overwrite", action="store_true", help="allow replacing an existing --out file")
-    e.add_argument("--threads", type=_positive_int, default=None)
+    add_json_option(e)
+    deprecated_alias(e, "--out", "--json FILE", "json")
+    e.add_argument("--overwrite", action="store_true", help="allow replacing an existing --json file")
     e.set_defaults(func=run_evaluate)
 
 
@@ -135,16 +137,12 @@ def build_network(kind: str, source, *, conditional: bool = False, width: int = 
 
 def run_train(args: argparse.Namespace) -> int:
     """``sdeflow train``."""
-    import torch
-
     from ..data import get_data
     from ..processes import get as get_process
     from ..training import (DenoisingScoreMatching, DiffusionModel, DigitsEvaluator, FlowMatching, TrainConfig, Trainer,
                             VectorEvaluator, check_device, check_run_dir)
-    from ._common import check_writable, reading
+    from ._common import check_writable, emit, reading
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0 (learning-rate warm-up steps); got {args.warmup}")
     if args.seed < 0:
@@ -176,13 +174,14 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         warmup_steps=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema_decay, seed=args.seed,
-        ckpt_every=args.ckpt_every, eval_every=args.eval_every, progress=not args.no_progress, device=args.device,
+        ckpt_every=args.ckpt_every, eval_every=args.eval_every, progress=not args.quiet, device=args.device,
     )
     if source.name == "digits":
         evaluator = DigitsEvaluator(solver=args.eval_solver, steps=args.eval_steps)
     elif source.heldout is not None and source.kind == "vector":
         evaluator = VectorEvaluator(source.heldout, source.transform(), solver=args.eval_solver, steps=args.eval_steps)
     else:
+        evaluator = None
         evaluator = None
     info = source.checkpoint_info(net.num_classes)
     trainer = Trainer(model, objective, source.x, labels=source.labels, config=config, out_dir=args.out,
@@ -197,22 +196,21 @@ def run_train(args: argparse.Namespace) -> int:
         "final_loss": result.history[-1]["loss"] if result.history else None,
         "evaluation": result.evaluations[-1] if result.evaluations else None,
     }
-    print(json.dumps(summary, indent=2, default=float))
-    print(f"sample it with: sdeflow sample --ckpt {args.out}")
+    loss = "" if summary["final_loss"] is None else f"; final loss {summary['final_loss']:.4g}"
+    emit(args, summary, f"trained {result.step} steps in {summary['wall_seconds']} s ({summary['samples_per_second']} samples/s)"
+                        f"{loss}\ncheckpoint {result.checkpoint}\n"
+                        + (f"evaluation {json.dumps(summary['evaluation'], default=float)}\n" if summary["evaluation"] else "")
+                        + f"sample it with: sdeflow sample --ckpt {args.out}")
     return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``sdeflow evaluate``."""
-    import torch
-
     from ..data import get_data
     from ..training import digits_scores, read_checkpoint, sample_checkpoint
-    from ._common import check_output_file, reading, write_json
+    from ._common import check_output_file, emit, json_file, reading
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = check_output_file(args.out, "--out", overwrite=args.overwrite, inputs=[args.data])
+    check_output_file(json_file(args), "--json", overwrite=args.overwrite, inputs=[args.data])
     ckpt = read_checkpoint(args.ckpt)
     data_name = args.data or ckpt.config["data"].get("name")
     if data_name is None:
@@ -237,7 +235,5 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report["mmd"] = mmd(samples[:k], ref[:k])
         floor = two_sample_floor("wasserstein2", ref, n=k, n_boot=3, seed=args.seed)
         report["wasserstein2_floor"] = floor.value
-    print(json.dumps(report, indent=2, default=float))
-    if out is not None:
-        write_json(out, json.loads(json.dumps(report, default=float)))
+    emit(args, report, "\n".join(f"{k}: {v}" for k, v in report.items()))
     return 0

@@ -7,7 +7,7 @@ import dataclasses
 
 import torch
 
-from ._common import check_output_file, parse_options
+from ._common import add_json_option, check_output_file, emit, parse_options
 
 __all__ = ["register", "run_tune_grid", "load_model"]
 
@@ -78,6 +78,10 @@ def run_tune_grid(args: argparse.Namespace) -> int:
     )
     tuned = dataclasses.replace(tuned, settings={**tuned.settings, "source": source})
     tuned.save(out, overwrite=True)  # --out was checked (and --overwrite honoured) before any work
+    if args.json is not None:  # the grid file's content (solver, times, pilot and validation figures) and where it is
+        import json
+
+        emit(args, {**json.loads(out.read_text()), "out": str(out)})
     print(f"tuned grid for {tuned.solver} {tuned.solver_options} at nfe {tuned.nfe} ({tuned.steps} steps) on {source}")
     for line in _figure_lines(tuned):
         print(line)
@@ -125,5 +129,5 @@ def register(sub) -> None:
     p.add_argument("--max-iter", type=int, default=None, help=f"Nelder-Mead iterations (default {DEFAULT_MAX_ITER})")
     p.add_argument("--out", required=True, help="the grid's JSON file")
     p.add_argument("--overwrite", action="store_true", help="allow replacing --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_json_option(p)
     p.set_defaults(func=run_tune_grid, process_given=False)

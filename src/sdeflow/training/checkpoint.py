@@ -533,6 +533,7 @@ def sample_checkpoint(
     ema: bool = True,
     device: str | torch.device = "cpu",
     return_trajectory: bool = False,
+    stats: dict[str, Any] | None = None,
     **solver_options: Any,
 ):
     """Draw ``n`` samples from a checkpoint with any registered solver, mapped back to data space.
@@ -540,7 +541,8 @@ def sample_checkpoint(
     Sample ``i`` starts from ``process.prior_sample`` with seed ``seed + i`` (its Brownian path too,
     for stochastic solvers). ``solver=None``: :func:`sdeflow.sample`'s default configuration. With ``label`` (class-conditional models) the samples are of that class,
     with classifier-free guidance ``guidance``. Returns ``(n, *event_shape)`` samples, or
-    ``(samples, trajectory, ts)`` with ``return_trajectory`` (the trajectory in model space).
+    ``(samples, trajectory, ts)`` with ``return_trajectory`` (the trajectory in model space). A ``stats``
+    dict receives the model calls per sample (``nfe``) and the steps taken.
     """
     from ..data.sources import transform_to_data
     from .evaluation import draw_samples
@@ -550,7 +552,7 @@ def sample_checkpoint(
         raise ValueError("label= needs a class-conditional model; this checkpoint's network is unconditional")
     out = draw_samples(
         model, process, config["data"]["event_shape"], n, solver=solver, steps=steps, nfe=nfe, seed=seed,
-        label=label, guidance=guidance, return_trajectory=return_trajectory, device=device, **solver_options,
+        label=label, guidance=guidance, return_trajectory=return_trajectory, device=device, stats=stats, **solver_options,
     )
     transform = config["data"].get("transform")
     if return_trajectory:

@@ -42,6 +42,7 @@ def draw_samples(
     batch_size: int = 4096,
     return_trajectory: bool = False,
     device: str | torch.device = "cpu",
+    stats: dict[str, Any] | None = None,
     **solver_options: Any,
 ):
     """``n`` model-space samples ``(n, *event_shape)`` from ``model`` with ``solver`` (``None``:
@@ -51,6 +52,8 @@ def draw_samples(
     stochastic solver), so it does not depend on ``batch_size``. With ``label`` the model is the
     class-conditional :meth:`~sdeflow.training.DiffusionModel.guided` one. With
     ``return_trajectory`` it returns ``(samples, trajectory (steps + 1, n, *event_shape), ts (steps + 1,))``.
+    A ``stats`` dict receives ``nfe``, the model calls per sample (the most of any batch for adaptive
+    solvers), and ``steps``.
     """
     from ..sample import sample
 
@@ -70,6 +73,9 @@ def draw_samples(
                 seed=seed + start, return_trajectory=return_trajectory, **solver_options,
             )
         chunks.append(res.samples)
+        if stats is not None:
+            stats["nfe"] = max(int(stats.get("nfe", 0)), int(res.nfe))
+            stats["steps"] = len(res.ts) - 1
         if return_trajectory:
             trajs.append(res.trajectory)
     out = torch.cat(chunks)
