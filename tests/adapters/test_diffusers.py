@@ -136,6 +136,32 @@ def test_k_style_schedulers_equal_sdeflow_on_the_edm_view(cls, solver, spacing):
     assert float((out - ref).abs().max()) <= 1e-6 * float(ref.abs().max())
 
 
+def test_continuous_time_v_prediction_euler():
+    # timestep_type="continuous" with v-prediction: diffusers gives the network log(sigma)/4 instead of the
+    # index; the adapter reads it from the config and the Euler run agrees to 1e-6 relative (measured ~1e-7).
+    scheduler = widened(EulerDiscreteScheduler(timestep_type="continuous", prediction_type="v_prediction",
+                                               timestep_spacing="trailing"))
+    scheduler.set_timesteps(10)
+    indices = EulerDiscreteScheduler(timestep_spacing="trailing")
+    indices.set_timesteps(10)
+    y = X * scheduler.init_noise_sigma
+    ref = diffusers_loop(scheduler, y.clone())
+    model, process = from_diffusers(UNET, scheduler)
+    assert model.time_input == "log_sigma" and model.prediction == "v"
+    edm_model, edm = from_k_diffusion(to_k_diffusion(model, process))
+    levels = process.noise_level(process.time_from_index(indices.timesteps.double()))
+    torch.testing.assert_close(0.25 * levels.log(), scheduler.timesteps.double(), rtol=1e-6, atol=1e-6)
+    with torch.no_grad():
+        out = sdeflow.sample(edm_model, edm, y, solver="euler", grid=torch.cat([levels, torch.zeros(1, dtype=torch.float64)])).samples
+    assert float((out - ref).abs().max()) <= 1e-6 * float(ref.abs().max())
+    ours = DiffusersScheduler.from_scheduler(scheduler, "euler")
+    ours.set_timesteps(timesteps=indices.timesteps)
+    torch.testing.assert_close(ours.timesteps, 0.25 * levels.log())
+    noisy = ours.add_noise(X, X, ours.timesteps[:2])  # alpha x0 + sigma eps at the first two times
+    t = process.time_from_index(indices.timesteps[:2].double())
+    torch.testing.assert_close(noisy, X * (process.alpha(t) + process.sigma(t)).reshape(2, 1, 1, 1))
+
+
 def test_pipeline_runs_sdeflow_solvers_unchanged():
     # DDPMPipeline with DiffusersScheduler end to end; its images are exactly sdeflow.sample's (float64
     # network, the pipeline's own starting noise), for a one-call, a two-call (heun, two timesteps per

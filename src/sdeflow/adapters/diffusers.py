@@ -18,7 +18,13 @@ import torch
 
 from ..processes.vp import DiscreteVP
 
-__all__ = ["DiffusersModel", "from_diffusers", "grid_from_timesteps", "process_from_scheduler", "PREDICTION_TYPES"]
+__all__ = ["DiffusersModel", "from_diffusers", "grid_from_timesteps", "process_from_scheduler", "network_time",
+           "time_input_from_config", "PREDICTION_TYPES", "TIME_INPUTS"]
+
+TIME_INPUTS = ("index", "log_sigma")
+"""What a diffusers network is given as its timestep: the DDPM index ``model_index(t) = N t - 1`` (discrete
+time, every DDPM-family scheduler) or ``log(rho)/4`` with ``rho = sigma/alpha`` (diffusers' ``timestep_type=
+"continuous"`` for v-prediction, the EDM noise conditioning ``c_noise`` of Karras et al. 2022, table 1)."""
 
 PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
 """diffusers' ``prediction_type`` -> sdeflow's prediction kind."""
@@ -37,6 +43,22 @@ def prediction_from_config(config: dict[str, Any]) -> str:
     if kind not in PREDICTION_TYPES:
         raise ValueError(f"prediction_type {kind!r} of the scheduler is not supported; expected one of {list(PREDICTION_TYPES)}")
     return PREDICTION_TYPES[kind]
+
+
+def time_input_from_config(config: dict[str, Any]) -> str:
+    """``log_sigma`` where diffusers feeds its network ``log(sigma)/4`` (``timestep_type="continuous"`` with
+    ``prediction_type="v_prediction"``, as diffusers' Euler scheduler honours it), else ``index``."""
+    continuous = config.get("timestep_type", "discrete") == "continuous"
+    return "log_sigma" if continuous and config.get("prediction_type", "epsilon") == "v_prediction" else "index"
+
+
+def network_time(process: DiscreteVP, t: torch.Tensor, time_input: str = "index") -> torch.Tensor:
+    """The timestep a diffusers network is given at sdeflow times ``t`` (float64): see :data:`TIME_INPUTS`."""
+    if time_input == "index":
+        return process.model_index(t)
+    if time_input == "log_sigma":
+        return 0.25 * torch.log(process.noise_level(t))
+    raise ValueError(f"time_input must be one of {list(TIME_INPUTS)}; got {time_input!r}")
 
 
 def process_from_scheduler(scheduler: Any) -> tuple[DiscreteVP, str]:
@@ -87,7 +109,8 @@ def alphas_cumprod_from_config(config: dict[str, Any]) -> torch.Tensor:
 class DiffusersModel:
     """A diffusers network as an sdeflow model ``(x, t) -> out`` of kind :attr:`prediction` on :attr:`process`.
 
-    The network is called as ``net(x, process.model_index(t), **conditioning).sample`` in its own dtype
+    The network is called as ``net(x, process.model_index(t), **conditioning).sample`` (or at ``log(rho)/4``
+    where ``time_input="log_sigma"``, diffusers' continuous time, :data:`TIME_INPUTS`) in its own dtype
     and device (``x`` is cast there and the output cast back to ``x``'s dtype and device: reduced
     precision for the network only, DESIGN.md). A learned-variance network (``out_channels = 2 *
     in_channels``, Nichol & Dhariwal 2021) has its variance channels dropped. Conditioning
@@ -95,10 +118,14 @@ class DiffusersModel:
     or passed per call.
     """
 
-    def __init__(self, net: Any, process: DiscreteVP, prediction: str, conditioning: dict[str, Any] | None = None) -> None:
+    def __init__(self, net: Any, process: DiscreteVP, prediction: str, conditioning: dict[str, Any] | None = None,
+                 time_input: str = "index") -> None:
+        if time_input not in TIME_INPUTS:
+            raise ValueError(f"time_input must be one of {list(TIME_INPUTS)}; got {time_input!r}")
         self.net = net
         self.process = process
         self.prediction = prediction
+        self.time_input = time_input
         self.conditioning = dict(conditioning or {})
         config = getattr(net, "config", {}) or {}
         in_ch, out_ch = config.get("in_channels"), config.get("out_channels")
@@ -106,7 +133,7 @@ class DiffusersModel:
 
     def bind(self, **conditioning: Any) -> "DiffusersModel":
         """A copy that passes ``conditioning`` (added to the bound one) to every network call."""
-        return DiffusersModel(self.net, self.process, self.prediction, {**self.conditioning, **conditioning})
+        return DiffusersModel(self.net, self.process, self.prediction, {**self.conditioning, **conditioning}, self.time_input)
 
     def _net_dtype_device(self, x: torch.Tensor) -> tuple[torch.dtype, torch.device]:
         dtype, device = getattr(self.net, "dtype", None), getattr(self.net, "device", None)
@@ -118,7 +145,7 @@ class DiffusersModel:
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor | float, **conditioning: Any) -> torch.Tensor:
         dtype, device = self._net_dtype_device(x)
-        index = self.process.model_index(torch.as_tensor(t, dtype=torch.float64, device=x.device))
+        index = network_time(self.process, torch.as_tensor(t, dtype=torch.float64, device=x.device), self.time_input)
         if index.ndim == 0:
             index = index.expand(x.shape[0])
         out = self.net(x.to(device=device, dtype=dtype), index.to(device), **{**self.conditioning, **conditioning})
@@ -147,7 +174,8 @@ def from_diffusers(model_or_pipeline: Any, scheduler: Any = None, **conditioning
 
     Returns:
         ``(model, process)``: a :class:`DiffusersModel` (``model.prediction`` is ``eps``, ``x0`` or ``v``
-        from ``prediction_type``) and the :class:`~sdeflow.processes.DiscreteVP` of the table.
+        from ``prediction_type``; its timestep input the DDPM index, or ``log(sigma)/4`` for
+        ``timestep_type="continuous"`` v-prediction) and the :class:`~sdeflow.processes.DiscreteVP` of the table.
         diffusers' DDIM is then ``sdeflow.sample(model, process, x, solver="ddim",
         grid=grid_from_timesteps(process, scheduler.timesteps))`` (docs/adapters.md).
     """
@@ -165,7 +193,8 @@ def from_diffusers(model_or_pipeline: Any, scheduler: Any = None, **conditioning
         raise ValueError("scheduler is required with a bare network: pass the scheduler (or its config) it was trained with, "
                          "e.g. from_diffusers(unet, DDPMScheduler.from_pretrained(repo, subfolder='scheduler'))")
     process, prediction = process_from_scheduler(scheduler)
-    return DiffusersModel(net, process, prediction, conditioning), process
+    time_input = getattr(scheduler, "time_input", None) or time_input_from_config(_config(scheduler))
+    return DiffusersModel(net, process, prediction, conditioning, time_input), process
 
 
 def grid_from_timesteps(process: DiscreteVP, timesteps: Sequence[int] | torch.Tensor) -> torch.Tensor:

@@ -30,11 +30,19 @@ from ..processes.vp import DiscreteVP
 from ..sample import MAX_STEPS, sample
 from ..solvers.base import Solver, get as get_solver
 from ..stepper import Stepper
-from .diffusers import PREDICTION_TYPES, alphas_cumprod_from_config, grid_from_timesteps, process_from_scheduler
+from .diffusers import (
+    PREDICTION_TYPES,
+    alphas_cumprod_from_config,
+    grid_from_timesteps,
+    network_time,
+    process_from_scheduler,
+    time_input_from_config,
+)
 
 __all__ = ["DiffusersScheduler", "SchedulerOutput"]
 
-_CONFIG_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type")
+_CONFIG_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type",
+                "timestep_type")
 
 
 class SchedulerOutput:
@@ -88,6 +96,8 @@ class DiffusersScheduler:
             diffusers' configs (``linear``, ``scaled_linear``, ``squaredcos_cap_v2``); or use
             :meth:`from_scheduler` to take a diffusers scheduler's own table exactly.
         prediction_type: ``epsilon``, ``sample`` or ``v_prediction`` (what the network predicts).
+        timestep_type: ``discrete`` (the network is given DDPM indices) or ``continuous`` (with
+            ``v_prediction``: ``log(sigma)/4``, as diffusers' Euler scheduler).
         grid: an sdeflow grid (a :class:`~sdeflow.grids.TimeGrid` or its name); default: the solver's
             default grid in :func:`sdeflow.sample`. ``set_timesteps(timesteps=...)`` takes diffusers'
             integer timesteps instead.
@@ -110,6 +120,7 @@ class DiffusersScheduler:
         beta_schedule: str = "linear",
         trained_betas: Sequence[float] | None = None,
         prediction_type: str = "epsilon",
+        timestep_type: str = "discrete",
         grid: TimeGrid | str | None = None,
         seed: int | Sequence[int] | None = None,
         _alphas_cumprod: torch.Tensor | None = None,
@@ -128,8 +139,11 @@ class DiffusersScheduler:
         self.config = _Config(
             solver_name=self.solver.name, solver_options=self.solver.options(), num_train_timesteps=num_train_timesteps,
             beta_start=beta_start, beta_end=beta_end, beta_schedule=beta_schedule, trained_betas=trained_betas,
-            prediction_type=prediction_type,
+            prediction_type=prediction_type, timestep_type=timestep_type,
         )
+        if timestep_type not in ("discrete", "continuous"):
+            raise ValueError(f"timestep_type must be 'discrete' or 'continuous'; got {timestep_type!r}")
+        self.time_input = time_input_from_config(self.config)
         table = _alphas_cumprod if _alphas_cumprod is not None else alphas_cumprod_from_config(self.config)
         if table.numel() != num_train_timesteps:
             raise ValueError(f"num_train_timesteps={num_train_timesteps} does not match the table of {table.numel()} entries")
@@ -216,7 +230,7 @@ class DiffusersScheduler:
         self._x0_maps = list(zip(cx, co))
         self.num_inference_steps = len(run.ts) - 1
         index_dtype = torch.float32 if device is not None and torch.device(device).type == "mps" else torch.float64
-        self.timesteps = self.process.model_index(torch.tensor(times, dtype=torch.float64)).to(device=device, dtype=index_dtype)
+        self.timesteps = network_time(self.process, tt, self.time_input).to(device=device, dtype=index_dtype)
 
     def step(self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor,
              generator: torch.Generator | None = None, return_dict: bool = True, **unused: Any):
@@ -260,8 +274,13 @@ class DiffusersScheduler:
         return SchedulerOutput(prev_sample, lambda: (out * co + x_in * cx).to(sample.dtype))
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: Any) -> torch.Tensor:
-        """``alpha(t) x0 + sigma(t) noise`` at the DDPM indices ``timesteps`` (``t = time_from_index``), as diffusers'."""
-        t = self.process.time_from_index(torch.as_tensor(timesteps).cpu())
+        """``alpha(t) x0 + sigma(t) noise`` at the network timesteps ``timesteps`` (DDPM indices: ``t =
+        time_from_index``; continuous time: the ``t`` of noise level ``exp(4 timestep)``), as diffusers'."""
+        given = torch.as_tensor(timesteps).detach().cpu().to(torch.float64)
+        if self.time_input == "log_sigma":  # timesteps are log(rho)/4
+            t = self.process.t_from_noise_level(torch.exp(4.0 * given))
+        else:
+            t = self.process.time_from_index(given)
         if t.ndim == 0:
             t = t.expand(original_samples.shape[0])
         t = t.to(original_samples.device)
