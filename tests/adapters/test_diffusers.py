@@ -179,6 +179,16 @@ def test_pipeline_runs_sdeflow_solvers_unchanged():
             out = sdeflow.sample(model, process, x, solver=scheduler.solver, steps=5, seed=options.get("seed")).samples
         expected = (out / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
         assert abs(images - expected).max() <= 1e-12, name
+    # A pipeline that edits the latents between steps is refused (the solver keeps its own state).
+    scheduler = DiffusersScheduler("dpmpp_2m")
+    scheduler.set_timesteps(4)
+    first = scheduler.step(0.1 * X, scheduler.timesteps[0], X).prev_sample
+    with pytest.raises(ValueError, match="prev_sample"):
+        scheduler.step(0.1 * X, scheduler.timesteps[1], first + 1.0)
+    scheduler.close()
+    # from_config keeps the table, the prediction type and the solver with its options.
+    again = DiffusersScheduler.from_config(DiffusersScheduler("unipc", prediction_type="v_prediction", order=3).config)
+    assert again.solver == sdeflow.solvers.get("unipc", order=3) and again.prediction == "v"
     # diffusers' own integer timesteps are accepted and listed back.
     scheduler = DiffusersScheduler.from_scheduler(DDPMScheduler(), "dpmpp_2m")
     scheduler.set_timesteps(timesteps=[999, 600, 200])

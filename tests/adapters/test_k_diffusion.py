@@ -10,7 +10,7 @@ import torch
 import sdeflow
 from sdeflow import targets
 from sdeflow.adapters import from_k_diffusion, load_k_diffusion_sampling, to_k_diffusion
-from sdeflow.processes import EDM, VP, DiscreteVP
+from sdeflow.processes import EDM, VE, VP, DiscreteVP
 
 from ..solvers.test_ode_orders import test_declared_ode_order_is_measured as measured_order
 
@@ -74,12 +74,12 @@ def test_new_solvers_have_their_declared_order(name, options):
 
 def test_to_k_diffusion_maps_any_process_to_edm():
     # The wrappers' state map y = x/alpha, rho = sigma/alpha: the exact x0 of a Gaussian mixture served on
-    # VP and on a DDPM table, seen as k-diffusion denoisers, equals the mixture's exact EDM denoiser (1e-10).
+    # VP, on a DDPM table and on VE (alpha = 1: the identity map), seen as k-diffusion denoisers, equals the mixture's exact EDM denoiser (1e-10).
     mix = targets.ring2d()
     y = 3.0 * torch.randn(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     rho = torch.full((32,), 2.5, dtype=torch.float64)
     exact = mix.x0(y, 2.5, EDM())
-    for process in (VP(), DiscreteVP.linear()):
+    for process in (VP(), DiscreteVP.linear(), VE(sigma_max=50.0)):
         for kind in ("eps", "v"):
             D = to_k_diffusion(mix.model(process, kind), process)
             torch.testing.assert_close(D(y, rho), exact, rtol=1e-10, atol=1e-10)
