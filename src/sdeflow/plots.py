@@ -99,20 +99,44 @@ def scatter(
     title: str = "",
     labels: tuple[str, str] = ("samples", "reference"),
     max_points: int = 5000,
+    others: Mapping[str, Any] | None = None,
+    coords: tuple[int, int] = (0, 1),
 ) -> Path:
-    """Scatter of ``samples`` ``(n, *event)`` (first two coordinates), beside ``reference`` if given.
+    """Scatter of ``samples`` ``(n, *event)`` beside ``others`` (label -> samples) and ``reference``.
 
-    Both panels share square axes; at most ``max_points`` points per panel are drawn.
+    One panel per set, all on the same data-driven axes (the 99.5% quantile of every set, so no set
+    is cut off and none is lost in an empty square). ``coords`` are the two flattened coordinates
+    drawn; the axes name them, and the title says how many there are when the data has more than
+    two. At most ``max_points`` points per panel are drawn.
     """
     plt = _plt()
-    sets = [(_flat2(samples)[:max_points], labels[0], "C0")]
+    pick = list(coords)
+
+    def two(x: Any) -> np.ndarray:
+        a = _np(x)
+        a = a.reshape(a.shape[0], -1)
+        return a[:, pick] if a.shape[1] > max(pick) else _flat2(a)
+
+    dim = int(np.prod(_np(samples).shape[1:]))
+    sets = [(two(samples)[:max_points], labels[0], "C0")]
+    for k, (label, other) in enumerate((others or {}).items()):
+        sets.append((two(other)[:max_points], label, f"C{k + 2}"))
     if reference is not None:
-        sets.append((_flat2(reference)[:max_points], labels[1], "C1"))
-    lim = _limits([s for s, _, _ in sets])
-    fig, axes = plt.subplots(1, len(sets), figsize=(4.4 * len(sets), 4.4), squeeze=False)
+        sets.append((two(reference)[:max_points], labels[1], "C1"))
+    every = np.concatenate([q for q, _, _ in sets])
+    lo, hi = np.quantile(every, 0.0025, axis=0), np.quantile(every, 0.9975, axis=0)
+    pad = 0.08 * (hi - lo) + 1e-9
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 4.4), squeeze=False)
     for ax, (pts, label, color) in zip(axes[0], sets):
         ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color=color)
-        _square(ax, lim, label)
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+        ax.set_aspect("equal" if dim == 2 else "auto")
+        ax.set_title(f"{label} ({len(pts)} points)", fontsize=9)
+        ax.set_xlabel(f"x[{pick[0]}]")
+        ax.set_ylabel(f"x[{pick[1]}]")
+    if dim > 2:
+        title = f"{title} (coordinates {pick[0]} and {pick[1]} of {dim})".strip()
     return _finish(fig, path, title)
 
 
@@ -211,14 +235,22 @@ def density_grid(
         vmax = max(float(v[j].max()) for v in data.values())
         for i, (label, v) in enumerate(data.items()):
             ax = axes[i, j]
-            ax.imshow(v[j].T, origin="lower", extent=_extent(grid), cmap=cmap, vmin=0, vmax=vmax, aspect="equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            im = ax.imshow(v[j].T, origin="lower", extent=_extent(grid), cmap=cmap, vmin=0, vmax=vmax, aspect="equal")
+            ax.tick_params(labelsize=7)
+            if i < len(data) - 1:
+                ax.set_xticklabels([])
+            else:
+                ax.set_xlabel("x[0]", fontsize=8)
             if i == 0:
                 ax.set_title(f"t = {float(times[j]):.3g}", fontsize=9)
             if j == 0:
-                ax.set_ylabel(label, fontsize=9)
-    return _finish(fig, path, title)
+                ax.set_ylabel(f"{label}\nx[1]", fontsize=9)
+            else:
+                ax.set_yticklabels([])
+        fig.colorbar(im, ax=list(axes[:, j]), orientation="horizontal", fraction=0.05, pad=0.12, label="density")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
 
 
 def density_animation(
@@ -248,20 +280,26 @@ def density_animation(
     k = len(data)
     fig, axes = plt.subplots(1, k, figsize=(3.8 * k, 4.0), squeeze=False)
     images, scat = [], None
-    vmax = [float(v.max()) for v in data.values()]
-    for ax, (label, v), vm in zip(axes[0], data.items(), vmax):
-        images.append(ax.imshow(v[0].T, origin="lower", extent=_extent(grid), cmap=cmap, vmin=0, vmax=vm))
+    # One colour scale per frame, shared by the panels (a scale fixed over all frames turns the late,
+    # spread-out densities black); the colour bars follow it.
+    frame_max = [max(float(v[i].max()) for v in data.values()) or 1.0 for i in range(len(times))]
+    bars = []
+    for ax, (label, v) in zip(axes[0], data.items()):
+        images.append(ax.imshow(v[0].T, origin="lower", extent=_extent(grid), cmap=cmap, vmin=0, vmax=frame_max[0]))
         ax.set_title(label, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_xlabel("x[0]")
+        ax.set_ylabel("x[1]")
+        bars.append(fig.colorbar(images[-1], ax=ax, shrink=0.8, label="density"))
     if samples is not None:
         s0 = _flat2(samples[0])
-        scat = axes[0, 0].scatter(s0[:, 0], s0[:, 1], s=1, color="cyan", alpha=0.4)
+        scat = axes[0, 0].scatter(s0[:, 0], s0[:, 1], s=1, color="cyan", alpha=0.4, label="simulated samples")
+        axes[0, 0].legend(loc="upper right", fontsize=7, markerscale=4)
     heading = fig.suptitle(f"{title} t = {float(times[0]):.3g}")
 
     def frame(i: int):
         for im, v in zip(images, data.values()):
             im.set_data(v[i].T)
+            im.set_clim(0, frame_max[i])
         if scat is not None:
             scat.set_offsets(_flat2(samples[i]))
         heading.set_text(f"{title} t = {float(times[i]):.3g}")
@@ -367,10 +405,15 @@ def metric_over_time(
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.8, 3.8))
     t = _np(times)
-    for label, values in series.items():
-        ax.plot(t, _np(values), "o-", ms=3, label=label)
+    # Distinct markers and dashes, drawn over one another with some transparency: equal series stay visible.
+    styles = [("o", "-"), ("s", "--"), ("^", "-."), ("v", ":"), ("D", "-"), ("x", "--")]
     if floor is not None:
-        ax.fill_between(t, _np(floor[0]), _np(floor[1]), color="0.8", alpha=0.7, label="two-sample floor")
+        ax.fill_between(t, _np(floor[0]), _np(floor[1]), color="tab:orange", alpha=0.25, lw=0, zorder=1)
+        ax.plot(t, _np(floor[0]), color="tab:orange", lw=0.8, zorder=1)
+        ax.plot(t, _np(floor[1]), color="tab:orange", lw=0.8, zorder=1, label="two-sample floor (band)")
+    for k, (label, values) in enumerate(series.items()):
+        marker, dash = styles[k % len(styles)]
+        ax.plot(t, _np(values), marker=marker, ls=dash, ms=4, lw=1.2, alpha=0.8, mfc="none", label=label, zorder=2 + k)
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("t")
@@ -417,3 +460,56 @@ def image_grid(
     if title:
         fig.suptitle(title, fontsize=8)
     return _save(fig, path, dpi=100)
+
+
+def image_rows(
+    path: str | Path,
+    groups: Mapping[str, Any],
+    *,
+    ncol: int = 10,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+    title: str = "",
+    pixels: int = 36,
+) -> Path:
+    """Groups of images, one block of rows per group, each labelled and divided from the next by a line.
+
+    For comparisons such as real data / ODE samples / SDE samples. ``groups`` maps a label to images
+    ``(n, C, H, W)`` or ``(n, H, W)`` (``C`` = 1 or 3) in ``value_range``; ``ncol`` images per row;
+    each image is drawn ``pixels`` screen pixels wide (an 8x8 digit becomes readable).
+    """
+    plt = _plt()
+    blocks, labels = [], []
+    for label, images in groups.items():
+        a = _np(images)
+        a = a[:, None] if a.ndim == 3 else a
+        if a.ndim != 4 or a.shape[1] not in (1, 3):
+            raise ValueError(f"images of group {label!r} must have shape (n, C, H, W) with C in 1, 3, or (n, H, W); got {a.shape}")
+        lo, hi = value_range
+        a = np.clip((a - lo) / (hi - lo), 0.0, 1.0)
+        n, c, h, w = a.shape
+        rows = max(1, math.ceil(n / ncol))
+        block = np.ones((rows * (h + 1), ncol * (w + 1), 3))
+        for k in range(n):
+            r, q = divmod(k, ncol)
+            tile = a[k].transpose(1, 2, 0)
+            block[r * (h + 1) : r * (h + 1) + h, q * (w + 1) : q * (w + 1) + w] = tile if c == 3 else np.repeat(tile, 3, axis=2)
+        blocks.append(block)
+        labels.append(label)
+    width = max(b.shape[1] for b in blocks)
+    blocks = [np.pad(b, ((0, 0), (0, width - b.shape[1]), (0, 0)), constant_values=1.0) for b in blocks]
+    canvas = np.concatenate(blocks, axis=0)
+    cell = pixels / (_np(next(iter(groups.values()))).shape[-1] + 1)
+    fig_w = canvas.shape[1] * cell / 100 + 2.2
+    fig_h = canvas.shape[0] * cell / 100 + (0.6 if title else 0.2)
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h))
+    ax.imshow(canvas, interpolation="nearest", aspect="equal")
+    edges = np.cumsum([0] + [b.shape[0] for b in blocks])
+    for y in edges[1:-1]:
+        ax.axhline(y - 0.5, color="tab:red", lw=2)
+    ax.set_yticks(0.5 * (edges[:-1] + edges[1:]) - 0.5)
+    ax.set_yticklabels(labels, fontsize=9)
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    return _finish(fig, path, title)

@@ -75,6 +75,7 @@ def _terminal_density(model, t: float, x: np.ndarray) -> np.ndarray | None:
 
 
 def _plots(out, ts: torch.Tensor, paths: torch.Tensor, model, show: int, label: str) -> None:
+    from .. import finance
     from ..plots import _plt, _save
 
     plt = _plt()
@@ -82,18 +83,21 @@ def _plots(out, ts: torch.Tensor, paths: torch.Tensor, model, show: int, label: 
     fig, ax = plt.subplots(figsize=(7, 4))
     for i in range(min(show, arr.shape[1])):
         ax.plot(ts.numpy(), arr[:, i, 0], lw=0.8)
-    ax.set_xlabel("t")
+    ax.set_xlabel("t (years)" if not isinstance(model, finance.OrnsteinUhlenbeck) else "t")
     ax.set_ylabel(label)
-    ax.set_title(f"{min(show, arr.shape[1])} sample paths of {type(model).__name__}")
+    ax.set_title(f"{min(show, arr.shape[1])} of {arr.shape[1]} sample paths of {type(model).__name__}")
     _save(fig, out / "paths.png")
     fig, ax = plt.subplots(figsize=(7, 4))
     final = arr[-1, :, 0]
-    ax.hist(final, bins=80, density=True, alpha=0.6, label="simulated")
+    ax.hist(final, bins=min(80, max(10, len(final) // 20)), density=True, alpha=0.6, label=f"simulated ({len(final)} paths)")
     grid = np.linspace(final.min(), final.max(), 400)
     density = _terminal_density(model, float(ts[-1]), grid)
     if density is not None:
-        ax.plot(grid, density, "k-", lw=1.5, label="closed form")
+        ax.plot(grid, density, "k-", lw=1.5, label="closed-form density")
+    reference = "closed form beside it" if density is not None else "no closed-form density for this model"
+    ax.set_title(f"{type(model).__name__}: distribution of {label} at T = {float(ts[-1]):g} ({reference})", fontsize=10)
     ax.set_xlabel(f"{label} at T = {float(ts[-1]):g}")
+    ax.set_ylabel("probability density")
     ax.legend()
     _save(fig, out / "terminal.png")
 

@@ -95,8 +95,10 @@ def _train_toy(out: Path, s: dict[str, Any], progress: bool, overwrite: bool) ->
     figures["toy_trajectories"] = plots.trajectories(
         out / "toy_trajectories.png", [("probability-flow ODE (heun)", ts, traj)], n_paths=300,
         title=f"moons: flow paths, {metrics['fast']['nfe']} NFE")
-    figures["toy_samples"] = plots.scatter(out / "toy_samples.png", fast, reference=ref[n:],
-                                           labels=("heun samples", "held-out data"), title="moons")
+    figures["toy_samples"] = plots.scatter(
+        out / "toy_samples.png", fast, reference=ref[n:], labels=(f"ODE: {_FAST_SOLVER['toy'][0]}, W2 {metrics['fast']['w2']:.3f}", "held-out data"),
+        others={f"SDE: {name}, W2 {metrics['stochastic']['w2']:.3f}": noisy},
+        title=f"moons: samples of the trained flow beside held-out data (W2 floor {metrics['w2_floor']:.3f})")
     figures["toy_checkpoint"] = result.checkpoint
     return metrics, figures
 
@@ -118,14 +120,16 @@ def _train_digits(out: Path, s: dict[str, Any], progress: bool, overwrite: bool)
         "feature_space": "penultimate layer of the shipped digits classifier (sdeflow.data.digits)",
     }
     figures: dict[str, Path] = {}
-    grids = []
+    groups = {"real digits\n(held out)": source.heldout[:20]}
     for key, (name, steps) in (("fast", _FAST_SOLVER["digits"]), ("stochastic", _STOCHASTIC_SOLVER["digits"])):
         x = draw_samples(result.ema_model, process, (1, 8, 8), n, solver=name, steps=steps, seed=0)
         scores = digits_scores(x)
         metrics[key] = {"solver": name, "steps": steps, "nfe": steps, **scores}
-        grids.append(x[:50])
-    figures["digits_grid"] = plots.image_grid(out / "digits_grid.png", torch.cat(grids), nrow=10,
-                                              title="top: 2M ODE, bottom: 2M SDE")
+        kind = "ODE" if key == "fast" else "SDE"
+        groups[f"{kind}: {name}\n{steps} steps, FD {scores.get('frechet_distance', float('nan')):.2f}"] = x[:30]
+    figures["digits_grid"] = plots.image_rows(
+        out / "digits_grid.png", groups, ncol=10,
+        title="digits: real (held out) above, samples of the trained U-Net below (FD: Frechet distance, classifier features)")
     figures["digits_checkpoint"] = result.checkpoint
     return metrics, figures
 
