@@ -50,7 +50,9 @@ def register(subparsers) -> None:
     p.add_argument("--n-data", type=_positive_int, default=None, help="training-set size for sampled data (default 100000)")
     p.add_argument("--normalize", choices=("auto", "none", "standardize"), default="auto",
                    help="data scaling: auto (images to [-1, 1], vectors standardized), none, standardize")
-    p.add_argument("--objective", choices=("fm", "dsm"), default="fm", help="flow matching or denoising score matching")
+    p.add_argument("--objective", choices=("fm", "dsm", "ct", "ect"), default="fm",
+                   help="flow matching, denoising score matching, consistency training (improved CT) or easy consistency tuning (needs --init)")
+    p.add_argument("--init", type=Path, default=None, help="ect: the trained diffusion checkpoint the consistency model starts from")
     p.add_argument("--process", choices=processes(), default=None, help="default: linear for fm, vp for dsm")
     p.add_argument("--prediction", choices=("eps", "x0", "v", "score", "velocity"), default=None,
                    help="default: velocity for fm, v for dsm (x0 with --precond edm)")
@@ -182,6 +184,11 @@ def run_train(args: argparse.Namespace) -> int:
         evaluator = VectorEvaluator(source.heldout, source.transform(), solver=args.eval_solver, steps=args.eval_steps)
     else:
         evaluator = None
+        evaluator = None
+    if args.objective in ("ct", "ect"):  # consistency models (sdeflow.distill); sample with solver "consistency"
+        from ..distill.runs import consistency_objective
+
+        objective, model = consistency_objective(args, process, model)
         evaluator = None
     info = source.checkpoint_info(net.num_classes)
     trainer = Trainer(model, objective, source.x, labels=source.labels, config=config, out_dir=args.out,

@@ -403,7 +403,9 @@ class Trainer:
                     # Dropout layers draw from the global generator: fork it, seeded by the step (and the rows).
                     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                         torch.manual_seed(_derived_seed(cfg.seed, _TAG_STEP + 1, step) + (rows.start if rows else 0))
-                        return self.objective.loss(fn, x0, generator=gen, labels=y)
+                        # Objectives that need the step or the averaged model (consistency targets) declare it.
+                        extra = self.objective.training_inputs(step, ema.shadow) if hasattr(self.objective, "training_inputs") else {}
+                        return self.objective.loss(fn, x0, generator=gen, labels=y, **extra)
 
                 optimizer.zero_grad(set_to_none=True)
                 if plan.needed:  # several processes or micro-batches
