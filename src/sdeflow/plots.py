@@ -80,9 +80,11 @@ def _square(ax, lim: float, label: str) -> None:
 
 
 def _finish(fig, path: str | Path, title: str, dpi: int = 110) -> Path:
-    """Title, tight layout, save and close."""
+    """Title (wrapped to the figure's width), tight layout, save and close."""
     if title:
-        fig.suptitle(title)
+        import textwrap
+
+        fig.suptitle(textwrap.fill(title, max(40, int(fig.get_figwidth() * 12))))
     fig.tight_layout()
     return _save(fig, path, dpi)
 
@@ -249,7 +251,9 @@ def density_grid(
                 ax.set_yticklabels([])
         fig.colorbar(im, ax=list(axes[:, j]), orientation="horizontal", fraction=0.05, pad=0.12, label="density")
     if title:
-        fig.suptitle(title)
+        import textwrap
+
+        fig.suptitle(textwrap.fill(title, max(40, int(fig.get_figwidth() * 12))))
     return _save(fig, path)
 
 
@@ -294,7 +298,10 @@ def density_animation(
         s0 = _flat2(samples[0])
         scat = axes[0, 0].scatter(s0[:, 0], s0[:, 1], s=1, color="cyan", alpha=0.4, label="simulated samples")
         axes[0, 0].legend(loc="upper right", fontsize=7, markerscale=4)
-    heading = fig.suptitle(f"{title} t = {float(times[0]):.3g}")
+    import textwrap
+
+    width = max(40, int(fig.get_figwidth() * 12))
+    heading = fig.suptitle(textwrap.fill(f"{title} t = {float(times[0]):.3g}", width), fontsize=10)
 
     def frame(i: int):
         for im, v in zip(images, data.values()):
@@ -302,7 +309,7 @@ def density_animation(
             im.set_clim(0, frame_max[i])
         if scat is not None:
             scat.set_offsets(_flat2(samples[i]))
-        heading.set_text(f"{title} t = {float(times[i]):.3g}")
+        heading.set_text(textwrap.fill(f"{title} t = {float(times[i]):.3g}", width))
         return images
 
     anim = FuncAnimation(fig, frame, frames=len(times), blit=False)
@@ -512,4 +519,12 @@ def image_rows(
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
-    return _finish(fig, path, title)
+    if title:
+        import textwrap
+
+        ax.set_title(textwrap.fill(title, max(30, int(fig_w * 11))), fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)  # the labels on the left are kept whole
+    plt.close(fig)
+    return path
