@@ -40,6 +40,11 @@ def test_y_consistency_on_the_mixture_prior(method, process, prediction):
     # 0.24-1.2 across methods and both parameterizations (DAPS the largest, RePaint 0: it ignores the noise).
     pb = mixture_problem(8, 2, 3)
     sy = pb.operator.noise_std
+    if method == "repaint":  # pastes y_i / s_i: refuses unequal singular values with noise (it is an inpainting method)
+        with pytest.raises(ValueError, match="singular values are equal"):
+            posterior_sample(pb.prior.model(process, prediction), process, pb.operator, pb.y, method=method, steps=5)
+        pb = mixture_problem(8, 1, 3)  # one row: one singular value
+        sy = pb.operator.noise_std
     r = posterior_sample(pb.prior.model(process, prediction), process, pb.operator, pb.y, method=method,
                          n_samples=300, steps=50, dtype=torch.float64, seed=1)
     assert r.samples.shape == (1, 300, 8)
@@ -69,8 +74,6 @@ def test_several_measurements_and_image_operators():
     mask = torch.zeros((1, 4, 4), dtype=torch.bool)
     mask[..., :2] = True
     ops = [Denoising(0.2), Inpainting(mask, noise_std=0.05), SuperResolution(2, noise_std=0.05), Blur(gaussian_kernel(3, 0.8), noise_std=0.05)]
-    flat_prior = gaussian(torch.zeros(16, dtype=torch.float64), 1.0)
-    del flat_prior
 
     class ImageModel:
         prediction = "eps"
@@ -81,6 +84,10 @@ def test_several_measurements_and_image_operators():
     for op in ops:
         y = op.measure(x, generator=g) if op.noise_std > 0 else op.forward(x)
         for method in ("ddrm", "ddnm", "pigdm", "repaint", "dps"):
+            if method == "repaint" and isinstance(op, Blur):
+                with pytest.raises(ValueError, match="repaint"):
+                    posterior_sample(ImageModel(), VP(), op, y, method=method, steps=3)
+                continue
             r = posterior_sample(ImageModel(), VP(), op, y, method=method, n_samples=2, steps=10, dtype=torch.float64)
             assert r.samples.shape == (3, 2, 1, 4, 4)
             assert r.samples.dtype == torch.float64 and bool(torch.isfinite(r.samples).all())

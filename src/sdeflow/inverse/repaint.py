@@ -8,7 +8,9 @@ pixels themselves):
     unknown   = V^T (a_1 x0_hat + sqrt(s_1^2 - c^2) eps_hat + c z'),   c = c_ddpm  (DDPM, eta = 1)
     x_t1      = V (known on observed coordinates, unknown elsewhere)
 
-The measurement noise is ignored (as in the paper). **Resampling jumps** harmonize the two parts:
+The measurement noise is ignored (as in the paper); pasting ``ybar`` multiplies the noise by ``1 / s_i``,
+so with ``noise_std > 0`` RePaint refuses an operator whose non-zero singular values differ (Blur, most
+``Linear`` matrices): it is an inpainting method (Inpainting, Denoising, SuperResolution). **Resampling jumps** harmonize the two parts:
 every ``jump_length`` steps down the grid (at grid indices ``jump_length, 2 jump_length, ...``) the
 state is re-noised ``jump_length`` steps back up with the forward transition
 ``x_up = (a_up / a) x + sqrt(s_up^2 - (a_up / a)^2 s^2) z`` (no model call) and the stretch is sampled
@@ -43,6 +45,17 @@ class RePaint(PosteriorMethod):
     def __post_init__(self) -> None:
         check_range(self.jump_length, "jump_length", 1, integer=True)
         check_range(self.jump_n_sample, "jump_n_sample", 1, integer=True)
+
+    def check(self, problem: InverseProblem) -> None:
+        super().check(problem)
+        s = problem.operator.singulars
+        s = s[s > 0]
+        if problem.noise_std > 0 and s.numel() and float(s.max() - s.min()) > 1e-6 * float(s.max()):
+            raise ValueError(
+                f"method 'repaint' pastes the measured coordinates y_i / s_i, which multiplies the noise by 1 / s_i: with "
+                f"noise_std > 0 it needs an operator whose non-zero singular values are equal (Inpainting, Denoising, "
+                f"SuperResolution); {type(problem.operator).__name__}'s range from {float(s.min()):.3g} to {float(s.max()):.3g}"
+            )
 
     def schedule(self, n: int) -> list[tuple[int, int]]:
         left = {k: self.jump_n_sample - 1 for k in range(self.jump_length, n, self.jump_length)}

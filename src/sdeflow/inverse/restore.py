@@ -109,8 +109,12 @@ def restoration_metrics(samples: torch.Tensor, truth: torch.Tensor, y: torch.Ten
     }
 
 
-def save_grid(path, measurement: torch.Tensor, samples: torch.Tensor, truth: torch.Tensor, title: str = "") -> None:
-    """A picture grid: one row per measurement, columns measurement | samples ... | truth (Agg, PNG)."""
+def save_grid(path, measurement: torch.Tensor, samples: torch.Tensor, truth: torch.Tensor, title: str = "",
+              labels: Sequence[str] | None = None) -> None:
+    """A picture grid: one row per measurement, columns measurement | samples ... | truth (Agg, PNG).
+
+    ``samples`` ``(m, k, C, H, W)``; ``labels`` names the ``k`` sample columns (default ``sample 1..k``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,7 +130,8 @@ def save_grid(path, measurement: torch.Tensor, samples: torch.Tensor, truth: tor
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title("y" if j == 0 else ("truth" if j == k + 1 else f"sample {j}"), fontsize=7)
+                name = f"sample {j}" if labels is None or not 0 < j <= k else labels[j - 1]
+                ax.set_title("y" if j == 0 else ("truth" if j == k + 1 else name), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
