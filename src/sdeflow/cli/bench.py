@@ -22,6 +22,7 @@ __all__ = ["register", "find_benchmark", "BENCHMARKS"]
 BENCHMARKS = {
     "family": "sampler defaults on the tuning and validation family of exact-score mixtures",
     "networks": "samplers on the demo's trained networks (digits U-Net, moons flow) against peers",
+    "inverse": "posterior methods against exact mixture posteriors (Cardoso et al.) and digits restoration",
     "adapters": "cost per step of sdeflow solvers inside a diffusers loop (DiffusersScheduler) against diffusers' own",
 }
 
