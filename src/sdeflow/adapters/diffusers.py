@@ -34,7 +34,7 @@ def _config(obj: Any) -> dict[str, Any]:
     config = getattr(obj, "config", obj)
     if isinstance(config, dict):
         return dict(config)
-    raise TypeError(f"expected a diffusers scheduler (with a .config) or its config dict; got {type(obj).__name__}")
+    raise TypeError(f"scheduler must be a diffusers scheduler (with a .config) or its config dict; got {type(obj).__name__}")
 
 
 def prediction_from_config(config: dict[str, Any]) -> str:

@@ -204,7 +204,11 @@ class DiffusersScheduler:
         if (num_inference_steps is None) == (timesteps is None):
             raise ValueError("give either num_inference_steps or timesteps")
         if timesteps is not None:
-            grid: Any = Explicit(grid_from_timesteps(self.process, timesteps))
+            try:
+                grid: Any = Explicit(grid_from_timesteps(self.process, timesteps))
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"timesteps must be strictly decreasing DDPM indices in [0, {self.process.N - 1}] "
+                                f"(diffusers' integer timesteps): {err}") from None
             steps = None
         else:
             check_int(num_inference_steps, "num_inference_steps")
