@@ -15,5 +15,6 @@ COMMANDS = [
     ('solvers', 'solvers', 'list the registered solvers with their orders and model calls per step'),
     ('train', 'train', 'train a diffusion or flow model on data'),
     ('evaluate', 'train', "measure a checkpoint's samples against held-out data"),
+    ('train-autoencoder', 'train_autoencoder', 'train a convolutional autoencoder (or VAE) for latent diffusion; its latent statistics go into the checkpoint'),
     ('tune-grid', 'tune_grid', "tune a solver's time grid for a checkpoint (or an exact-score target) and store it for sample --grid"),
 ]

@@ -93,6 +93,10 @@ def register(subparsers) -> None:
     p.add_argument("--eval-steps", type=_positive_int, default=30, help="steps of the evaluation solver")
     deprecated_alias(p, "--no-progress", "--quiet", "quiet", flag=True)
     add_json_option(p)
+    p.add_argument("--corruption", default=None,
+                   help="the data is corrupted: noise:S (Gaussian noise of std S, data units) or mask:P (each coordinate missing with "
+                        "probability P, simulated with --seed); --objective dsm; see docs/corrupted-and-latent.md")
+    p.add_argument("--latent", type=Path, default=None, help="train on the normalized latents of this autoencoder (a train-autoencoder run)")
     p.set_defaults(func=run_train)
 
     e = subparsers.add_parser(
@@ -191,6 +195,10 @@ def run_train(args: argparse.Namespace) -> int:
         objective, model = consistency_objective(args, process, model)
         evaluator = None
     info = source.checkpoint_info(net.num_classes)
+    if args.corruption or args.latent:  # sdeflow.training.corrupted, sdeflow.latent (cli/_corrupted.py)
+        from ._corrupted import corrupted_or_latent_run
+
+        return corrupted_or_latent_run(args, source, model, objective, config, evaluator, info)
     trainer = Trainer(model, objective, source.x, labels=source.labels, config=config, out_dir=args.out,
                       evaluator=evaluator, data_info=info)
     start = time.perf_counter()
