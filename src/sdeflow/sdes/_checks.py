@@ -142,9 +142,13 @@ class FirstSteps:
         want = tuple(self._problem.brownian_shape(y0))
         label, kind = self._label, getattr(self._problem, "noise_type", "diagonal")
 
-        def checked(ta, tb, return_U: bool = False):
-            out = noise(ta, tb, return_U=True) if return_U else noise(ta, tb)
-            parts = out if isinstance(out, tuple) else (out,)
+        def checked(ta, tb, return_U: bool = False, return_A: bool = False):
+            if return_A:  # the Levy area (log_ode on general noise): only dW is checked
+                out = noise(ta, tb, return_U=True, return_A=True) if return_U else noise(ta, tb, return_A=True)
+                parts = out[:1]
+            else:
+                out = noise(ta, tb, return_U=True) if return_U else noise(ta, tb)
+                parts = out if isinstance(out, tuple) else (out,)
             for part, what in zip(parts, ("W(tb) - W(ta)", "U")):
                 if isinstance(part, torch.Tensor) and _shape(part) != want:
                     raise ValueError(

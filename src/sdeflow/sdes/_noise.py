@@ -77,8 +77,9 @@ class RowsOf:
     def __init__(self, bm, lo: int, hi: int) -> None:
         self.bm, self.lo, self.hi = bm, lo, hi
 
-    def __call__(self, ta, tb, return_U: bool = False):
-        if return_U:
-            dw, u = self.bm(ta, tb, return_U=True)
-            return dw[self.lo:self.hi], u[self.lo:self.hi]
+    def __call__(self, ta, tb, return_U: bool = False, return_A: bool = False):
+        if return_U or return_A:
+            flags = {"return_U": True} if return_U else {}
+            out = self.bm(ta, tb, **flags, return_A=True) if return_A else self.bm(ta, tb, **flags)
+            return tuple(v[self.lo:self.hi] for v in out)
         return self.bm(ta, tb)[self.lo:self.hi]

@@ -143,12 +143,26 @@ def _default_noise(sde: SDE, solver: Solver, y0: torch.Tensor, grid: list[float]
     shape = tuple(sde.brownian_shape(y0))
     if seed is None and generator is None:
         seed = _global_seed()  # torchsde's default (sdeint draws it once, before this)
+    if getattr(solver, "levy_area_general", False) and structure(sde) == "general":
+        # log_ode on general noise: Levy areas by Foster's approximation from the space-time area
+        from ..solvers.log_ode import FosterArea
+
+        area_seed = int(torch.randint(0, 2**62, (1,), generator=generator).item()) if seed is None else seed
+        if generator is not None:
+            seed, generator = area_seed, None
+        path = (BrownianPath(grid, shape, seed=seed, dtype=y0.dtype, device=y0.device) if not adaptive else
+                _tree(True, t0, t1, shape, seed, None, y0))
+        return FosterArea(path, area_seed)
     if not adaptive:
         return BrownianPath(grid, shape, seed=seed, generator=generator, dtype=y0.dtype, device=y0.device)
+    return _tree(getattr(solver, "levy_area", "none") != "none", t0, t1, shape, seed, generator, y0)
+
+
+def _tree(levy: bool, t0: float, t1: float, shape, seed, generator, y0: torch.Tensor):
     from ..noise.brownian import BrownianTree
     from ..noise.levy import LevyBrownianTree
 
-    tree = BrownianTree if getattr(solver, "levy_area", "none") == "none" else LevyBrownianTree
+    tree = LevyBrownianTree if levy else BrownianTree
     return tree(t0, t1, shape, seeds=seed, generator=generator, dtype=y0.dtype, device=y0.device)
 
 

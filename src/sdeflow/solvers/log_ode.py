@@ -13,8 +13,9 @@ The last term is the Levy-area term of general noise: it vanishes on commutative
 scalar, additive, declared-commutative), where the method is the stochastic midpoint rule, strong
 order 1. On general noise it needs ``A`` from the Brownian object (torchsde's
 ``bm(t0, t1, return_A=True)``, e.g. ``BrownianInterval(levy_area_approximation="davie")`` or
-``"foster"``), computed by forward-mode differentiation of ``G`` (one pass per column); strong order
-0.5 with those approximations of ``A``.
+``"foster"``; sdeint's default noise is wrapped in :class:`FosterArea`), and the term is computed by
+forward-mode differentiation of ``G`` (one pass per column); strong order 0.5 with those
+approximations of ``A``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ._sde import structure
 from .base import register
 from .stratonovich import MidpointSDE, StratonovichTable
 
-__all__ = ["LogODEMidpoint"]
+__all__ = ["LogODEMidpoint", "FosterArea", "levy_area"]
 
 
 def levy_area(noise, t0: float, t1: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,6 +47,54 @@ def levy_area(noise, t0: float, t1: float) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError("the Brownian object returned no Levy area A for return_A=True; use "
                          "levy_area_approximation='davie' or 'foster'")
     return out
+
+
+def _time_bits(t: float) -> int:
+    """The float64 bits of a time as an int64 (a key for the area of the step that starts or ends there)."""
+    return int(torch.tensor(float(t), dtype=torch.float64).view(torch.int64))
+
+
+class FosterArea:
+    r"""A Brownian object that also gives each step's Levy area, by Foster's approximation from the
+    space-time area (J. Foster, "Numerical approximations for stochastic differential equations", PhD
+    thesis, Oxford 2020, sec. 7; Davie 2014 without the correction).
+
+    With ``H = U / h - dW / 2`` (the space-time Levy area of the step, ``U = int (W_s - W_{t0}) ds``),
+
+        A_kl = H_k dW_l - dW_k H_l + sigma_kl (Z_kl - Z_lk),   sigma_kl^2 = (h / 10) (h / 10 + H_k^2 + H_l^2),
+
+    with ``Z`` standard normals drawn from counter-based keys of ``(seed, t0, t1)`` (:mod:`sdeflow.noise.rng`):
+    the same step gives the same area whenever it is queried (what the adjoint's recomputation needs).
+
+    Args:
+        noise: a Brownian object that accepts ``return_U=True`` (sdeflow's defaults do).
+        seed: an int; the areas' stream (independent of ``noise``'s).
+    """
+
+    def __init__(self, noise, seed: int) -> None:
+        from ..noise.rng import derive_keys, mix64
+
+        self._noise = noise
+        self._key = derive_keys(mix64(torch.tensor([int(seed)], dtype=torch.int64)), 7)
+        self.shape = getattr(noise, "shape", None)
+
+    def __call__(self, ta, tb, return_U: bool = False, return_A: bool = False):
+        if not return_A:
+            return self._noise(ta, tb, return_U=return_U) if return_U else self._noise(ta, tb)
+        from ..noise.rng import derive_keys, normal_from_keys
+
+        dw, u = self._noise(ta, tb, return_U=True)
+        h = float(tb) - float(ta)
+        hh = u / h - 0.5 * dw
+        area = hh.unsqueeze(-1) * dw.unsqueeze(-2) - dw.unsqueeze(-1) * hh.unsqueeze(-2)
+        b, m = dw.shape[0], dw.shape[-1]
+        keys = derive_keys(derive_keys(self._key, _time_bits(ta)), _time_bits(tb))
+        z = normal_from_keys(keys, b * m * m, torch.float64).reshape(b, m, m).to(dw.dtype)
+        tenth = 0.1 * abs(h)
+        sq = hh.square()
+        std = (tenth * (tenth + sq.unsqueeze(-1) + sq.unsqueeze(-2))).sqrt()
+        area = area + std * (z - z.transpose(-1, -2))
+        return (dw, u, area) if return_U else (dw, area)
 
 
 @register
