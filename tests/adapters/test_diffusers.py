@@ -186,6 +186,17 @@ def test_pipeline_runs_sdeflow_solvers_unchanged():
     with pytest.raises(ValueError, match="prev_sample"):
         scheduler.step(0.1 * X, scheduler.timesteps[1], first + 1.0)
     scheduler.close()
+    # A stochastic solver without seed= takes its Brownian seed from the step's generator: the same
+    # generator seed gives the same samples, another seed other samples.
+    def ancestral(seed):
+        sched = DiffusersScheduler("ddpm")
+        sched.set_timesteps(3)
+        y = X
+        for t in sched.timesteps:
+            y = sched.step(0.1 * y, t, y, generator=torch.Generator().manual_seed(seed)).prev_sample
+        return y
+
+    assert torch.equal(ancestral(1), ancestral(1)) and not torch.equal(ancestral(1), ancestral(2))
     # from_config keeps the table, the prediction type and the solver with its options.
     again = DiffusersScheduler.from_config(DiffusersScheduler("unipc", prediction_type="v_prediction", order=3).config)
     assert again.solver == sdeflow.solvers.get("unipc", order=3) and again.prediction == "v"
