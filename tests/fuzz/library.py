@@ -201,7 +201,7 @@ SDEINT_MUTATIONS = (
     Mutation("method", "method is a number", lambda kw: 3, ("method",)),
     Mutation("seed", "seed is a string", lambda kw: "a", ("seed",)),
     Mutation("seed", "seed is a float", lambda kw: 2.5, ("seed",)),
-    Mutation("seed", "no seed, generator or bm", lambda kw: DROP, ("seed", "generator", "bm")),
+    # (no seed, generator or bm is valid input: the seed comes from torch's global generator, as in torchsde)
     Mutation("generator", "generator is a number", lambda kw: 3, ("generator",)),
     Mutation("bm", "bm is a number", lambda kw: 3, ("bm",)),
     Mutation("sde", "sde is a number", lambda kw: 3, ("sde",)),
