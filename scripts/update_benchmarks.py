@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["samplers", "family", "networks", "adapters", "sde", "training", "distributed", "analysis", "reliability"]
+ORDER = ["samplers", "family", "networks", "adapters", "sde", "training", "corrupted", "latent", "distributed", "analysis", "reliability"]
 TITLES = {
     "samplers": "Samplers: accuracy per model call against k-diffusion and diffusers",
     "family": "Samplers on the problem family: tuning and validation halves",
@@ -17,6 +17,8 @@ TITLES = {
     "adapters": "Adapters: sdeflow's solvers inside diffusers loops",
     "sde": "The general SDE engine against torchsde, NumPy and hand-written loops",
     "training": "Training: quality and throughput",
+    "corrupted": "Corrupted data: clean priors from noisy and masked observations",
+    "latent": "Latent diffusion: digits in an autoencoder's latent space",
     "distributed": "Distributed training and sampling: 1 and 2 processes, communication on N GPUs",
     "analysis": "Likelihood and Fokker-Planck",
     "inverse": "Inverse problems: posterior methods against exact posteriors",

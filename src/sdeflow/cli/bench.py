@@ -22,6 +22,8 @@ __all__ = ["register", "find_benchmark", "BENCHMARKS"]
 BENCHMARKS = {
     "family": "sampler defaults on the tuning and validation family of exact-score mixtures",
     "networks": "samplers on the demo's trained networks (digits U-Net, moons flow) against peers",
+    "corrupted": "clean priors from noisy or masked Gaussian-mixture data (double Tweedie, SURE, DiEM) against clean and naive training",
+    "latent": "a latent digits model (autoencoder + MLP) against the pixel U-Net: Frechet distance and CPU per sample at 10 calls",
     "inverse": "posterior methods against exact mixture posteriors (Cardoso et al.) and digits restoration",
     "adapters": "cost per step of sdeflow solvers inside a diffusers loop (DiffusersScheduler) against diffusers' own",
 }

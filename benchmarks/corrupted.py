@@ -1,0 +1,161 @@
+"""Training from corrupted data on Gaussian mixtures with exact answers (issue 15, benchmark 1).
+
+Clean data: ``sdeflow.targets.random_mixture(seed=0, dim, 4 components, scale 0.25, data_std 1.0)`` in
+2-D and 8-D. Observed (a) with Gaussian noise ``sigma_n = 0.5`` and (b) with each coordinate missing
+with probability 1/2 (``sigma_y = 0.01``). Every model is the same MLP on the cosine process with v
+prediction (the setting of BENCHMARKS-training.md), trained with the same budget:
+
+* ``clean``: denoising score matching on the clean data (the reference the goal is stated against);
+* ``naive``: denoising score matching on the noisy data (learns the law of y);
+* ``tweedie`` / ``sure``: :class:`sdeflow.training.corrupted.NoisyDataObjective` on the noisy data;
+* ``naive-mask``: denoising score matching on the zero-filled masked data;
+* ``diem``: :class:`sdeflow.training.corrupted.ExpectationMaximization` on the masked data (the
+  training budget split over its rounds).
+
+Metric: exact W2 (POT) between ``--n`` samples (Heun, 25 steps) and ``--n`` fresh clean samples; also
+W2 of the noisy law to the clean law and the two-sample floor. Records are appended as JSON lines
+(a partial run is usable; a rerun skips what is done) and summarized in BENCHMARKS-corrupted.md.
+
+    OMP_NUM_THREADS=1 python benchmarks/corrupted.py --quick            # 1 seed, reduced sizes
+    OMP_NUM_THREADS=1 python benchmarks/corrupted.py --seeds 5 --n 10000 # the issue's protocol
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from sdeflow.metrics import wasserstein2
+from sdeflow.nn import MLP
+from sdeflow.processes import Cosine
+from sdeflow.targets import random_mixture
+from sdeflow.training import DenoisingScoreMatching, DiffusionModel, TrainConfig, Trainer, draw_samples
+from sdeflow.training.corrupted import ExpectationMaximization, NoisyDataObjective, mask_corruption
+
+ROOT = Path(__file__).resolve().parents[1]
+SIGMA_N = 0.5
+MISSING = 0.5
+METHODS = ("clean", "naive", "tweedie", "sure", "naive-mask", "diem")
+
+
+def _env() -> dict:
+    return {"threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+            "load_average_1min": round(os.getloadavg()[0], 2)}
+
+
+def _data(dim: int, n: int, seed: int):
+    target = random_mixture(0, dim, 4, scale=0.25, data_std=1.0)
+    x = target.sample(n, seeds=1_000_000 * seed)
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    y = x + SIGMA_N * torch.randn(x.shape, generator=gen)
+    mask = (torch.rand(x.shape, generator=gen) >= MISSING).to(x.dtype)
+    return target, x, y, mask, gen
+
+
+def run_one(dim: int, method: str, seed: int, args) -> dict:
+    target, x, y, mask, gen = _data(dim, args.n_train, seed)
+    process = Cosine()
+    model = DiffusionModel(MLP((dim,), args.width, args.depth, seed=seed), process, "v")
+    config = TrainConfig(steps=args.steps, batch_size=256, lr=2e-3, warmup_steps=100, ema_decay=0.999, seed=seed, progress=False)
+    tic = time.process_time()
+    if method == "diem":
+        n_obs = min(args.n_train, args.n_em)
+        obs = mask_corruption(x[:n_obs], mask[:n_obs], 0.01, generator=gen)
+        per_round = TrainConfig(**{**config.__dict__, "steps": max(1, args.steps // args.rounds)})
+        em = ExpectationMaximization(model, DenoisingScoreMatching(process, "v"), obs, per_round, rounds=args.rounds,
+                                     steps=args.posterior_steps, progress=False)
+        sampler = em.fit()[-1].result.ema_model
+    else:
+        data = {"clean": x, "naive": y, "tweedie": y, "sure": y, "naive-mask": x * mask}[method]
+        objective = {"tweedie": lambda: NoisyDataObjective(process, "v", sigma_n=SIGMA_N),
+                     "sure": lambda: NoisyDataObjective(process, "v", sigma_n=SIGMA_N, method="sure")}.get(
+            method, lambda: DenoisingScoreMatching(process, "v"))()
+        sampler = Trainer(model, objective, data, config=config).fit().ema_model
+    train_cpu = time.process_time() - tic
+    samples = draw_samples(sampler, process, (dim,), args.n, solver="heun", steps=25, seed=7_000_000 + seed)
+    ref = target.sample(args.n, seeds=2_000_000 + 100_000 * seed)
+    return {"dim": dim, "method": method, "seed": seed, "w2": wasserstein2(samples, ref, max_points=args.n), "n": args.n,
+            "steps": args.steps, "n_train": args.n_train, "train_cpu_seconds": round(train_cpu, 1), **_env()}
+
+
+def references(dim: int, seed: int, args) -> list[dict]:
+    target, x, y, mask, _ = _data(dim, args.n, seed)
+    ref = target.sample(args.n, seeds=2_000_000 + 100_000 * seed)
+    other = target.sample(args.n, seeds=3_000_000 + 100_000 * seed)
+    return [{"dim": dim, "method": "law of y (noisy data itself)", "seed": seed, "w2": wasserstein2(y, ref, max_points=args.n), "n": args.n},
+            {"dim": dim, "method": "floor (two clean draws)", "seed": seed, "w2": wasserstein2(other, ref, max_points=args.n), "n": args.n}]
+
+
+def summarize(path: Path, out_md: Path, command: str) -> str:
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    groups: dict[tuple[int, str], list[float]] = {}
+    for r in recs:
+        groups.setdefault((r["dim"], r["method"]), []).append(r["w2"])
+    lines = ["## Corrupted data: exact mixtures", "", "Command (2 shared CPU cores, loaded by other work: see load_average in the records):", "",
+             f"    {command}", "", "| dim | method | W2 mean (+- std over seeds) | seeds | / clean |", "|---|---|---|---|---|"]
+    for dim in sorted({d for d, _ in groups}):
+        clean = statistics.mean(groups[(dim, "clean")]) if (dim, "clean") in groups else None
+        for (d, method), vals in sorted(groups.items(), key=lambda kv: (kv[0][0], METHODS.index(kv[0][1]) if kv[0][1] in METHODS else 99)):
+            if d != dim:
+                continue
+            m = statistics.mean(vals)
+            sd = f" +- {statistics.stdev(vals):.3f}" if len(vals) > 1 else ""
+            ratio = f"{m / clean:.2f}x" if clean and method in METHODS else ""
+            lines.append(f"| {dim} | {method} | {m:.3f}{sd} | {len(vals)} | {ratio} |")
+    lines += ["", "Records: `benchmarks/results/corrupted.jsonl`."]
+    text = "\n".join(lines) + "\n"
+    out_md.write_text(text)
+    return text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="1 seed, 2000 W2 points, 1000 steps, 2000 DiEM observations")
+    p.add_argument("--dims", type=int, nargs="+", default=[2, 8])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--n", type=int, default=10_000, help="samples for W2")
+    p.add_argument("--n-train", type=int, default=20_000)
+    p.add_argument("--n-em", type=int, default=4000, help="observations DiEM samples posteriors for")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--posterior-steps", type=int, default=32)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "corrupted.jsonl")
+    p.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS-corrupted.md")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds, args.n, args.steps, args.n_em = 1, 2000, 1000, 2000
+    torch.set_num_threads(1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if args.out.exists():
+        done = {(r["dim"], r["method"], r["seed"]) for r in map(json.loads, args.out.read_text().splitlines()) if r}
+    for dim in args.dims:
+        for seed in range(args.seeds):
+            if (dim, "law of y (noisy data itself)", seed) not in done and "clean" in args.methods:
+                for rec in references(dim, seed, args):
+                    with open(args.out, "a") as fh:
+                        fh.write(json.dumps(rec) + "\n")
+            for method in args.methods:
+                if (dim, method, seed) in done:
+                    continue
+                rec = run_one(dim, method, seed, args)
+                print(json.dumps(rec), flush=True)
+                with open(args.out, "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+    command = "OMP_NUM_THREADS=1 python benchmarks/corrupted.py " + " ".join(argv if argv is not None else os.sys.argv[1:])
+    print(summarize(args.out, args.report, command))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
