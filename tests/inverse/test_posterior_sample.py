@@ -36,8 +36,9 @@ def test_y_consistency_on_the_mixture_prior(method, process, prediction):
     # Cardoso et al.'s mixture (d = 8, d_y = 2, problem 3: noise_std = 0.75). For the exact posterior the
     # root-mean-square residual y - A x is 0.66 (below noise_std: the posterior also shrinks toward the prior).
     # Every method must stay within twice the noise level (1.5): a sample outside the modes that explain y
-    # would have a residual of several units (the modes are 8 apart). Measured at 50 steps, 300 samples:
-    # 0.24-1.2 across methods and both parameterizations (DAPS the largest, RePaint 0: it ignores the noise).
+    # would have a residual of several units (the modes are 8 apart). Measured at 50 steps: 0.3 to 1.6 noise
+    # levels across methods and both parameterizations (DAPS the largest; RePaint 0: it pastes y, on one row).
+    # At 30 steps DPS on the flow model reached 3.3 noise levels: 50 steps is what the test asserts.
     pb = mixture_problem(8, 2, 3)
     sy = pb.operator.noise_std
     if method == "repaint":  # pastes y_i / s_i: refuses unequal singular values with noise (it is an inpainting method)
@@ -46,8 +47,8 @@ def test_y_consistency_on_the_mixture_prior(method, process, prediction):
         pb = mixture_problem(8, 1, 3)  # one row: one singular value
         sy = pb.operator.noise_std
     r = posterior_sample(pb.prior.model(process, prediction), process, pb.operator, pb.y, method=method,
-                         n_samples=300, steps=50, dtype=torch.float64, seed=1)
-    assert r.samples.shape == (1, 300, 8)
+                         n_samples=200, steps=50, dtype=torch.float64, seed=1)
+    assert r.samples.shape == (1, 200, 8)
     rms = float(((pb.y - pb.operator.forward(r.samples[0])) ** 2).mean().sqrt())
     assert rms < 2 * sy
 
@@ -100,11 +101,11 @@ def test_dps_and_daps_take_a_nonlinear_measurement():
     y = torch.tensor([[1.0]], dtype=torch.float64)
     # DPS's default scale 1.0 (tuned on the mixture benchmark) diverges here (median residual 13 at 30 steps):
     # the gradient of |y - x_1^2 - x_2| grows with x_1; its step is the user's to choose, 0.3 works.
-    for method, opts in (("dps", {"scale": 0.3}), ("daps", {})):
-        r = posterior_sample(prior.model(VP(), "eps"), VP(), op, y, method=method, n_samples=200, steps=30, dtype=torch.float64, **opts)
+    for method, opts in (("dps", {"scale": 0.3}), ("daps", {"langevin_steps": 20})):
+        r = posterior_sample(prior.model(VP(), "eps"), VP(), op, y, method=method, n_samples=100, steps=20, dtype=torch.float64, **opts)
         res = (y - op.forward(r.samples[0])).abs().median()
         # the exact posterior's median |residual| is ~ 0.67 noise_std (0.07); both methods stay below 3 noise_std
-        # (measured: dps 0.20, daps 0.07)
+        # (measured at 20 steps, 100 samples: dps 0.20, daps 0.07)
         assert float(res) < 0.3
     with pytest.raises(ValueError, match="needs an operator with an SVD"):
         posterior_sample(prior.model(VP(), "eps"), VP(), op, y, method="ddrm", steps=5)
