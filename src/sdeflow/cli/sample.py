@@ -74,6 +74,35 @@ def _run_process(args: argparse.Namespace):
     return processes.get(args.process)
 
 
+def _checkpoint_metrics(config: dict, samples: torch.Tensor, seed: int) -> dict:
+    """A measure of the samples against the checkpoint's own data, where it names built-in data.
+
+    Digits: the Frechet distance in the shipped classifier's features to the held-out digits, with
+    its floor, and the classifier's confidence (:func:`sdeflow.training.digits_scores`). Built-in
+    vector data (toys, mixtures): sliced W2 to as many held-out points. Data from a file: none (its
+    held-out part is not known here; use ``sdeflow evaluate --data``).
+    """
+    from ..data import get_data
+    from ..metrics import sliced_wasserstein2
+    from ..training import digits_scores
+
+    from ..data.sources import data_names
+
+    name = (config.get("data") or {}).get("name")
+    if name not in data_names():
+        return {}
+    if name == "digits":
+        return {"metric_reference": "held-out digits", **digits_scores(samples)}
+    try:
+        source = get_data(name, n=2, n_heldout=samples.shape[0], normalize="none")
+    except (ValueError, TypeError, OSError):
+        return {}
+    if source.heldout is None or tuple(source.heldout.shape[1:]) != tuple(samples.shape[1:]) or source.kind != "vector":
+        return {}
+    return {"metric_reference": f"{samples.shape[0]} held-out points of {name}",
+            "sliced_wasserstein2": sliced_wasserstein2(samples.to(torch.float64), source.heldout.to(torch.float64), seed=seed)}
+
+
 def run_checkpoint(args: argparse.Namespace, out: Path, tuned=None) -> dict:
     """``--ckpt``: sample a trained model (EMA weights) with any solver; nothing else is needed."""
     from .. import plots
@@ -111,11 +140,15 @@ def run_checkpoint(args: argparse.Namespace, out: Path, tuned=None) -> dict:
               "nfe": stats.get("nfe"), "steps_taken": stats.get("steps")}
     if tuned is not None:
         report["ts"] = list(tuned.ts)  # the tuned grid is used as given
+    report.update(_checkpoint_metrics(config, samples, args.seed))
     write_json(out / "metrics.json", report)
     if args.json is not None:
         emit(args, report)
     if not args.quiet:
         print(f"{args.n} samples from {path} with {name} ({stats.get('nfe')} model calls per sample, {seconds:.2f} s)")
+        if "sliced_wasserstein2" in report or "frechet_distance" in report:
+            key = "sliced_wasserstein2" if "sliced_wasserstein2" in report else "frechet_distance"
+            print(f"{key} to {report['metric_reference']}: {report[key]:.4f}")
         print(f"wrote {out / f'samples.{args.format}'}, {out / 'samples.png'}, {out / 'metrics.json'}")
     return report
 
