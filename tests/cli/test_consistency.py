@@ -32,13 +32,15 @@ EXAMPLES = {
     "sample": ["--n", "50", "--steps", "4", "--floor-boot", "2", "--out", "{tmp}/s"],
     "simulate": ["--paths", "20", "--steps", "5", "--out", "{tmp}/sim"],
     "price": ["--paths", "2000", "--steps", "5"],
-    "likelihood": ["--target", "ring2d", "--n", "8", "--rtol", "1e-3", "--atol", "1e-3"],
+    "likelihood": ["--target", "ring2d", "--n", "4", "--rtol", "1e-3", "--atol", "1e-3"],
     "compare": ["{a}", "{b}", "--boot", "2"],
-    "fokker-planck": ["--cells", "16", "--frames", "2", "--samples", "50", "--sde-steps", "5", "--out", "{tmp}/fp"],
-    "demo": ["--skip-training", "--n", "40", "--out", "{tmp}/demo"],
-    "train": ["--data", "ring2d", "--steps", "4", "--batch-size", "32", "--width", "16", "--depth", "1",
-              "--eval-steps", "2", "--out", "{tmp}/run"],
+    "fokker-planck": ["--cells", "12", "--frames", "1", "--samples", "20", "--sde-steps", "2", "--out", "{tmp}/fp"],
+    "demo": ["--skip-training", "--n", "20", "--out", "{tmp}/demo"],
+    "train": ["--data", "ring2d", "--n-data", "500", "--steps", "4", "--batch-size", "32", "--width", "16", "--depth", "1",
+              "--eval-steps", "1", "--out", "{tmp}/run"],
     "evaluate": ["--ckpt", "{run}", "--n", "50", "--steps", "2"],
+    "reflow": ["--data", "moons", "--n-data", "200", "--rounds", "1", "--steps", "3", "--width", "8", "--depth", "1",
+               "--batch-size", "16", "--out", "{tmp}/reflow"],
     "tune-grid": ["--target", "ring2d", "--solver", "ipndm", "--nfe", "4", "--pilot", "4", "--validation", "4",
                   "--max-iter", "3", "--out", "{tmp}/grid.json"],
 }
@@ -65,8 +67,8 @@ def _fill(argv: list[str], tmp: Path, run: Path | None = None) -> list[str]:
     a, b = tmp / "a.npz", tmp / "b.npz"
     if not a.exists():
         rng = np.random.default_rng(0)
-        np.savez(a, samples=rng.normal(size=(200, 2)))
-        np.savez(b, samples=rng.normal(size=(200, 2)))
+        np.savez(a, samples=rng.normal(size=(60, 2)))
+        np.savez(b, samples=rng.normal(size=(60, 2)))
     return [w.format(tmp=tmp, a=a, b=b, run=run) for w in argv]
 
 
