@@ -431,7 +431,7 @@ BENCH = [
 def _reflow(draw) -> dict:
     return {"_cmd": "reflow", "--data": "moons", "--n-data": "200", "--rounds": str(draw(st.integers(1, 2))), "--steps": "2",
             "--reflow-steps": "2", "--n-pairs": "50", "--width": "8", "--depth": "1", "--batch-size": "16",
-            "--solver-steps": "2", "--no-progress": True, "--out": _fresh("reflow")}
+            "--solver-steps": "2", "--quiet": True, "--out": _fresh("reflow")}
 
 
 REFLOW = [

@@ -89,7 +89,7 @@ def test_cli_errors_exit_with_code_2(tmp_path, capsys, monkeypatch, argv, messag
     import numpy as np
 
     np.save(tmp_path / "3d.npy", np.zeros((50, 3), dtype=np.float32))
-    code = main(["reflow", "--data", "moons", "--n-data", "200", *argv, "--out", str(tmp_path / "run"), "--no-progress"])
+    code = main(["reflow", "--data", "moons", "--n-data", "200", *argv, "--out", str(tmp_path / "run"), "--quiet"])
     assert code == 2
     assert message in capsys.readouterr().err
 
@@ -102,10 +102,9 @@ def test_cli_runs_the_pipeline_and_checkpoints_sample(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["reflow", "--data", "moons", "--n-data", "500", "--rounds", "2", "--distill", "--steps", "5", "--reflow-steps", "5",
             "--distill-steps", "3", "--n-pairs", "200", "--width", "16", "--depth", "1", "--batch-size", "32", "--solver-steps", "4",
-            "--eval", "100", "--out", str(out), "--no-progress"]
+            "--eval", "100", "--out", str(out), "--json"]
     assert main(argv) == 0
-    text = capsys.readouterr().out
-    report = json.loads(text[text.index("{\n"):text.rindex("}") + 1])
+    report = json.loads(capsys.readouterr().out)  # --json: the report alone on stdout
     assert [s["stage"] for s in report["stages"]] == ["rf1", "rf2", "distill"]
     assert all(s["w2_euler1"] > 0 for s in report["stages"])
     samples = sample_checkpoint(out / "distill", 7, solver="euler", steps=1)

@@ -15,7 +15,9 @@ __all__ = ["register", "run_reflow_command", "load_coupling_file"]
 
 
 def register(subparsers) -> None:
-    """Add the ``reflow`` command."""
+    """Add the ``reflow`` command (``--threads`` and ``--quiet`` are the shared options)."""
+    from ._common import add_json_option
+
     p = subparsers.add_parser(
         "reflow",
         help="rectified flow with reflow and one-step distillation between two distributions",
@@ -37,20 +39,19 @@ def register(subparsers) -> None:
     p.add_argument("--distill", action="store_true", help="distill the last round into a one-step model")
     p.add_argument("--steps", type=_positive_int, default=4000, help="optimizer steps of 1-RF")
     p.add_argument("--reflow-steps", type=_positive_int, default=4000, help="optimizer steps of each later round")
-    p.add_argument("--distill-steps", type=_positive_int, default=2000)
-    p.add_argument("--batch-size", type=_positive_int, default=512)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--width", type=_positive_int, default=256)
-    p.add_argument("--depth", type=_positive_int, default=3)
+    p.add_argument("--distill-steps", type=_positive_int, default=2000, help="optimizer steps of the one-step distillation")
+    p.add_argument("--batch-size", type=_positive_int, default=512, help="minibatch size of every stage")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, warm-up and cosine decay)")
+    p.add_argument("--width", type=_positive_int, default=256, help="MLP width")
+    p.add_argument("--depth", type=_positive_int, default=3, help="MLP residual blocks")
     p.add_argument("--n-pairs", type=_positive_int, default=20_000, help="size of each generated coupling")
     p.add_argument("--solver", default="heun", help="deterministic solver that generates the couplings")
-    p.add_argument("--solver-steps", type=_positive_int, default=32)
+    p.add_argument("--solver-steps", type=_positive_int, default=32, help="steps of that solver from t = 1 to 0")
     p.add_argument("--eval", type=int, default=0, metavar="N", help="exact W2 of N samples per stage against held-out data (0: none)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (finished stages are kept)")
-    p.add_argument("--no-progress", action="store_true")
+    add_json_option(p)
     p.set_defaults(func=run_reflow_command)
 
 
@@ -90,10 +91,9 @@ def run_reflow_command(args: argparse.Namespace) -> int:
     from ..processes import Linear
     from ..sample import sample
     from ..transport import ReflowConfig, euler_grid, run_reflow
-    from ._common import check_writable, reading
+    from ._common import check_writable, emit, reading
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    quiet = bool(getattr(args, "quiet", False))
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0; got {args.seed}")
     if args.eval < 0:
@@ -107,7 +107,7 @@ def run_reflow_command(args: argparse.Namespace) -> int:
         rounds=args.rounds, distill=args.distill, steps=args.steps, reflow_steps=args.reflow_steps,
         distill_steps=args.distill_steps, batch_size=args.batch_size, lr=args.lr, width=args.width, depth=args.depth,
         n_pairs=args.n_pairs, solver=args.solver, solver_steps=args.solver_steps, seed=args.seed,
-        progress=not args.no_progress,
+        progress=not quiet,
     )
     with reading(args.data, "--data"):
         target = get_data(args.data, n=args.n_data, seed=args.seed, normalize="none", key=args.data_key)
@@ -127,7 +127,7 @@ def run_reflow_command(args: argparse.Namespace) -> int:
             coupling = load_coupling_file(args.coupling, target.event_shape)
     result = run_reflow(
         target.x, source, coupling=coupling, config=config, out_dir=args.out, resume=args.resume,
-        data_info={"name": str(args.data), "source": str(args.source)}, log=lambda line: print(line, flush=True),
+        data_info={"name": str(args.data), "source": str(args.source)}, log=None if quiet else (lambda line: print(line, flush=True)),
     )
     report = {"out": str(args.out), "stages": result.stages}
     if args.eval and target.heldout is not None:
@@ -142,6 +142,7 @@ def run_reflow_command(args: argparse.Namespace) -> int:
             for k in (1, 2):
                 out = sample(model, Linear(), x1, prediction="velocity", solver="euler", grid=euler_grid(k)).samples
                 stage[f"w2_euler{k}"] = wasserstein2(out, ref)
-    print(json.dumps(report, indent=2))
-    print(f"sample a stage with: sdeflow sample --ckpt {args.out / result.stages[-1]['stage']} --solver euler --steps 1")
+    text = json.dumps(report, indent=2) + (
+        f"\nsample a stage with: sdeflow sample --ckpt {args.out / result.stages[-1]['stage']} --solver euler --steps 1")
+    emit(args, report, text)
     return 0
