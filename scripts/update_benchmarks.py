@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["samplers", "family", "networks", "adapters", "sde", "training", "corrupted", "latent", "distributed", "analysis", "reliability"]
+ORDER = ["samplers", "family", "networks", "adapters", "sde", "training", "corrupted", "latent", "distributed", "few-step", "analysis", "reliability"]
 TITLES = {
     "samplers": "Samplers: accuracy per model call against k-diffusion and diffusers",
     "family": "Samplers on the problem family: tuning and validation halves",
@@ -19,6 +19,7 @@ TITLES = {
     "training": "Training: quality and throughput",
     "corrupted": "Corrupted data: clean priors from noisy and masked observations",
     "latent": "Latent diffusion: digits in an autoencoder's latent space",
+    "few-step": "Few-step generation: consistency models and distillation against exact teachers",
     "distributed": "Distributed training and sampling: 1 and 2 processes, communication on N GPUs",
     "analysis": "Likelihood and Fokker-Planck",
     "inverse": "Inverse problems: posterior methods against exact posteriors",
