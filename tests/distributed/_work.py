@@ -96,3 +96,8 @@ def train_and_resume(out_dir: str):
     train(out_dir=out_dir, stop_at=50)
     resumed = train(out_dir=out_dir, resume=True)
     return {"full": full, "resumed": resumed}
+
+
+def two_processes(out_dir: str):
+    """Everything checked on 2 processes, in one launch (a process start costs seconds)."""
+    return {"invariance": invariance(), "training": train_and_resume(out_dir)}

@@ -76,7 +76,7 @@ def _main(argv: list[str], command: str | None) -> int:
 
         check_output_file(json_file(args), "--json", overwrite=bool(getattr(args, "overwrite", False)))
         with running(args):
-            result = args.func(args)
+            result = _run(args)
     except USER_ERRORS as err:
         if isinstance(err, BrokenPipeError):
             raise
@@ -89,6 +89,26 @@ def _main(argv: list[str], command: str | None) -> int:
         return 2
     sys.stdout.flush()  # a closed pipe shows here, inside main's handler, not at exit
     return int(result or 0)
+
+
+def _run(args: argparse.Namespace):
+    """Run the command; under torchrun (``WORLD_SIZE`` > 1) inside the process group of the launch.
+
+    Only commands that share their work over processes (``set_defaults(distributed=True)``) run
+    under a launcher: any other would run once per process and write the same files N times.
+    """
+    from ..distributed import environment, session
+
+    env = environment()
+    if env.world_size == 1:
+        return args.func(args)
+    if not getattr(args, "distributed", False):
+        raise ValueError(
+            f"sdeflow {args.command} runs as one process; under torchrun (WORLD_SIZE={env.world_size}) only "
+            "`sdeflow sample` and `sdeflow train` share their work: run this command with plain python"
+        )
+    with session(getattr(args, "device", "cpu")):
+        return args.func(args)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

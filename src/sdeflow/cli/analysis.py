@@ -301,7 +301,7 @@ def register(sub) -> None:
     src.add_argument("--prediction", default="eps", help="prediction kind of the target model (default eps)")
     p.add_argument("--data", default=None, help="data file (.npy/.npz/.pt); default with --target: --n exact samples")
     p.add_argument("--data-key", default=None, help="array name inside an .npz/.pt file")
-    p.add_argument("--n", type=int, default=256, help="number of points (default 256)")
+    p.add_argument("--n", "--num-points", dest="n", type=int, default=256, help="number of points (default 256; --num-points under torchrun)")
     p.add_argument("--method", choices=["exact", "hutchinson"], default="exact", help="divergence (default exact)")
     p.add_argument("--probes", type=int, default=4, help="Hutchinson probes per point (default 4)")
     p.add_argument("--probe", choices=["rademacher", "gaussian"], default="rademacher", help="probe distribution")

@@ -45,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--method", default="ddrm", help="dps, pigdm, ddrm, ddnm, repaint, daps or mcgdiff (default ddrm)")
     p.add_argument("--nfe", type=_positive_int, default=50, help="budget of model calls (default 50)")
     p.add_argument("--input", type=Path, default=None, help=".pt or .npy file of images (n, C, H, W) in data space")
-    p.add_argument("--n", type=_positive_int, default=8, help="images to restore (default 8)")
+    p.add_argument("--n", "--num-images", dest="n", type=_positive_int, default=8, help="images to restore (default 8; --num-images under torchrun)")
     p.add_argument("--samples", type=_positive_int, default=4, help="posterior samples per image (default 4)")
     p.add_argument("--noise-std", type=float, default=None, help="measurement noise std (default: the task's)")
     p.add_argument("-o", "--option", action="append", default=[], help="method option NAME=VALUE (e.g. eta=0.5)")

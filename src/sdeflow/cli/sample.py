@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from .._utils import check_int
+from ..distributed import on_main, parse_seed_range, sample_seed_range
 from ._common import add_json_option, emit, parse_options, prepare_out_dir, save_array, write_json
 
 __all__ = ["register", "run_sample"]
@@ -124,11 +126,16 @@ def run_checkpoint(args: argparse.Namespace, out: Path, tuned=None) -> dict:
         )
     stats: dict = {}  # the model calls per sample and the steps, from the sampling loop
     start = time.perf_counter()
-    samples = sample_checkpoint(
-        path, args.n, solver=solver, steps=args.steps, nfe=args.nfe, seed=args.seed, label=args.label,
-        guidance=1.0 if args.guidance is None else args.guidance, grid=grid, stats=stats, **options,
+    samples, _ = sample_seed_range(
+        lambda first, m: (sample_checkpoint(
+            path, m, solver=solver, steps=args.steps, nfe=args.nfe, seed=first, label=args.label,
+            guidance=1.0 if args.guidance is None else args.guidance, grid=grid, stats=stats, **options,
+        ), None),
+        args.seed, args.n, args.batch_size,
     )
     seconds = time.perf_counter() - start
+    if out is None:  # a rank other than 0 under torchrun: its share is drawn and gathered, rank 0 writes
+        return {}
     save_array(out / f"samples.{args.format}", samples)
     if samples.ndim == 4 or (samples.ndim == 3 and samples.shape[1] > 2):
         lo, hi = float(samples.min()), float(samples.max())
@@ -153,11 +160,29 @@ def run_checkpoint(args: argparse.Namespace, out: Path, tuned=None) -> dict:
     return report
 
 
+def _resolve_seeds(args: argparse.Namespace) -> None:
+    """``--seeds A-B`` sets ``--seed A --n B-A+1``; otherwise the defaults of ``--seed`` (0) and ``--n`` (2000)."""
+    if args.seeds is not None:
+        if args.n is not None or args.seed is not None:
+            raise ValueError("--seeds A-B gives the seeds and the number of samples: drop --seed and --n (--num-samples)")
+        seeds = parse_seed_range(args.seeds)
+        args.seed, args.n = seeds.start, len(seeds)
+    args.n = 2000 if args.n is None else args.n
+    args.seed = 0 if args.seed is None else args.seed
+
+
 def run_sample(args: argparse.Namespace) -> dict:
-    """Sample, write samples / figure / metrics into the output folder and return the metrics."""
+    """Sample, write samples / figure / metrics into the output folder and return the metrics.
+
+    The seed range is cut into chunks of ``--batch-size`` seeds; under torchrun each process draws
+    its own chunks (:func:`sdeflow.distributed.sample_seed_range`) and rank 0 gathers them in seed order
+    and writes the files, which are those of a single-process run.
+    """
     from .. import metrics, plots, sample
     from ..grids import get as get_grid
 
+    _resolve_seeds(args)
+    check_int(args.batch_size, "--batch-size")
     if args.n < 2:
         raise ValueError(f"--n must be >= 2; got {args.n}")
     if args.seed < 0:
@@ -177,28 +202,36 @@ def run_sample(args: argparse.Namespace) -> dict:
     tuned, options = _load_grid_file(args) if _is_grid_file(args.grid) else (None, parse_options(args.option))
     if tuned is not None:  # a grid of another process is refused before the output folder is made
         tuned.check_process(_run_process(args), where=f"--grid {args.grid}")
-    out = prepare_out_dir(args.out, "sdeflow-sample", [f"samples.{fmt}", "samples.png", "metrics.json"], args.overwrite)
+    # Rank 0 alone makes the output folder (its error, if any, ends every rank); the others write nothing.
+    out = on_main(lambda: prepare_out_dir(args.out, "sdeflow-sample", [f"samples.{fmt}", "samples.png", "metrics.json"], args.overwrite))
     if args.ckpt is not None:
         return run_checkpoint(args, out, tuned)
     dtype = torch.float64 if args.float64 else torch.float32
     target, process, model = _build_target_model(args)
-    x = process.prior_sample((args.n, *target.event_shape), seeds=args.seed, dtype=dtype)
     grid = tuned if tuned is not None else (get_grid(args.grid) if args.grid else None)
+
+    def draw(first: int, m: int):
+        x = process.prior_sample((m, *target.event_shape), seeds=first, dtype=dtype)
+        res = sample(
+            model,
+            process,
+            x,
+            solver=args.solver,
+            steps=args.steps,
+            nfe=args.nfe,
+            grid=grid,
+            seed=first + 10**9,  # the Brownian path's seeds, distinct from the initial noise's
+            progress=not args.quiet and out is not None,
+            **options,
+        )
+        return res.samples, (res.nfe, res.ts.tolist())
+
     start = time.perf_counter()
-    result = sample(
-        model,
-        process,
-        x,
-        solver=args.solver,
-        steps=args.steps,
-        nfe=args.nfe,
-        grid=grid,
-        seed=args.seed + 10**9,  # the Brownian path's seeds, distinct from the initial noise's
-        progress=not args.quiet,
-        **options,
-    )
+    samples, chunks = sample_seed_range(draw, args.seed, args.n, args.batch_size)
     seconds = time.perf_counter() - start
-    samples = result.samples
+    if out is None:
+        return {}
+    nfe, ts = max(c[0] for c in chunks), chunks[0][1]  # adaptive solvers: the most calls of any chunk
     save_array(out / f"samples.{fmt}", samples)
     truth = target.sample(args.n, seeds=args.seed + 2 * 10**9, dtype=torch.float64)
     sw2 = metrics.sliced_wasserstein2(samples, truth, seed=0)
@@ -209,10 +242,10 @@ def run_sample(args: argparse.Namespace) -> dict:
         "prediction": args.prediction,
         "solver": _solver_label(args, options),
         "solver_options": options,
-        "steps": len(result.ts) - 1,
-        "nfe": result.nfe,
+        "steps": len(ts) - 1,
+        "nfe": nfe,
         "grid": args.grid,
-        "ts": result.ts.tolist(),
+        "ts": ts,
         "n": args.n,
         "seed": args.seed,
         "seconds": seconds,
@@ -221,12 +254,12 @@ def run_sample(args: argparse.Namespace) -> dict:
         "sliced_wasserstein2_floor_interval": [floor.low, floor.high],
     }
     plots.scatter(out / "samples.png", samples, reference=truth, labels=("samples", "true samples"),
-                  title=f"{args.target}: {report['solver']}, {result.nfe} model calls")
+                  title=f"{args.target}: {report['solver']}, {nfe} model calls")
     write_json(out / "metrics.json", report)
     if args.json is not None:
         emit(args, report)
     if not args.quiet:
-        print(f"{args.n} samples with {report['solver']} ({result.nfe} model calls, {seconds:.2f} s)")
+        print(f"{args.n} samples with {report['solver']} ({nfe} model calls, {seconds:.2f} s)")
         print(f"sliced W2 to fresh true samples: {sw2:.4f} (two-sample floor {floor.value:.4f} [{floor.low:.4f}, {floor.high:.4f}])")
         print(f"wrote {out / f'samples.{fmt}'}, {out / 'samples.png'}, {out / 'metrics.json'}")
     return report
@@ -255,12 +288,17 @@ def register(sub) -> None:
     p.add_argument("--grid", default=None,
                    help="time grid: karras, uniform, logsnr, polynomial (default: the solver's), or a tuned-grid JSON file "
                         "written by `sdeflow tune-grid` (its solver, options and nfe are used; the process must match)")
-    p.add_argument("--n", type=int, default=2000, help="number of samples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="first per-sample seed (default 0)")
+    p.add_argument("--n", "--num-samples", dest="n", type=int, default=None,
+                   help="number of samples (default 2000); under torchrun write --num-samples (torchrun claims --n)")
+    p.add_argument("--seed", type=int, default=None, help="first per-sample seed (default 0)")
+    p.add_argument("--seeds", default=None, metavar="A-B",
+                   help="one sample per seed A..B (inclusive), in seed order; replaces --seed and --n")
+    p.add_argument("--batch-size", type=int, default=4096,
+                   help="seeds drawn at a time (default 4096); under torchrun each process draws whole batches")
     p.add_argument("--format", choices=["npz", "pt"], default="npz", help="sample file format")
     p.add_argument("--float64", action="store_true", help="sample in float64 (default float32)")
     p.add_argument("--floor-boot", type=int, default=20, help="replicates of the two-sample floor (default 20)")
     p.add_argument("--out", default=None, help="output folder (default: a fresh ./sdeflow-sample-N)")
     p.add_argument("--overwrite", action="store_true", help="allow replacing files in --out")
     add_json_option(p)
-    p.set_defaults(func=lambda a: (run_sample(a), 0)[1])
+    p.set_defaults(func=lambda a: (run_sample(a), 0)[1], distributed=True)

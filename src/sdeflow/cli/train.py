@@ -73,6 +73,9 @@ def register(subparsers) -> None:
     p.add_argument("--conditional", action="store_true", help="condition on the data's class labels (classifier-free guidance)")
     p.add_argument("--steps", type=_positive_int, default=2000, help="optimizer steps")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="minibatch size")
+    p.add_argument("--micro-batch", type=int, default=0,
+                   help="examples per forward pass on each process (default 0: its whole share of the global --batch-size); "
+                        "smaller values accumulate gradients")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine decay)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay")
     p.add_argument("--warmup", type=int, default=100, help="warm-up steps")
@@ -97,7 +100,7 @@ def register(subparsers) -> None:
                    help="the data is corrupted: noise:S (Gaussian noise of std S, data units) or mask:P (each coordinate missing with "
                         "probability P, simulated with --seed); --objective dsm; see docs/corrupted-and-latent.md")
     p.add_argument("--latent", type=Path, default=None, help="train on the normalized latents of this autoencoder (a train-autoencoder run)")
-    p.set_defaults(func=run_train)
+    p.set_defaults(func=run_train, distributed=True)
 
     e = subparsers.add_parser(
         "evaluate",
@@ -180,7 +183,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         warmup_steps=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema_decay, seed=args.seed,
-        ckpt_every=args.ckpt_every, eval_every=args.eval_every, progress=not args.quiet, device=args.device,
+        ckpt_every=args.ckpt_every, eval_every=args.eval_every, micro_batch=args.micro_batch, progress=not args.quiet, device=args.device,
     )
     if source.name == "digits":
         evaluator = DigitsEvaluator(solver=args.eval_solver, steps=args.eval_steps)
@@ -203,6 +206,10 @@ def run_train(args: argparse.Namespace) -> int:
                       evaluator=evaluator, data_info=info)
     start = time.perf_counter()
     result = trainer.fit(resume=args.resume, stop_at=args.stop_after, overwrite=args.overwrite)
+    from ..distributed import is_main
+
+    if not is_main():  # under torchrun rank 0 reports
+        return 0
     summary = {
         "checkpoint": str(result.checkpoint),
         "steps": result.step,
