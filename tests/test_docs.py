@@ -71,7 +71,10 @@ def _run_command(line: str, page: str, where: int) -> None:
     if not words:
         return
     if words[0] == "sdeflow" and "|" not in words and ">" not in words:
-        code = main(words[1:])
+        try:
+            code = main(words[1:])
+        except SystemExit as stop:  # --help and --version end through argparse
+            code = stop.code or 0
         assert code == 0, f"{page}:{where}: `{line}` exited with {code}"
         return
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", OMP_NUM_THREADS="1")

@@ -34,7 +34,7 @@ EXAMPLES = {
     "price": ["--paths", "2000", "--steps", "5"],
     "likelihood": ["--target", "ring2d", "--n", "4", "--rtol", "1e-3", "--atol", "1e-3"],
     "compare": ["{a}", "{b}", "--boot", "2"],
-    "fokker-planck": ["--cells", "12", "--frames", "1", "--samples", "20", "--sde-steps", "2", "--out", "{tmp}/fp"],
+    "fokker-planck": ["--cells", "12", "--frames", "1", "--samples", "20", "--sde-steps", "2", "--t-end", "0.1", "--out", "{tmp}/fp"],
     "demo": ["--skip-training", "--n", "20", "--out", "{tmp}/demo"],
     "train": ["--data", "ring2d", "--n-data", "500", "--steps", "4", "--batch-size", "32", "--width", "16", "--depth", "1",
               "--eval-steps", "1", "--out", "{tmp}/run"],
