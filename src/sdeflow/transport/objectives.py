@@ -22,6 +22,16 @@ on its conditional velocity
 of diffusion ``s`` between entropic-OT pairs has the Schrodinger bridge's marginals, and ``u_t``'s
 conditional expectation is their probability-flow velocity.
 
+The ``field`` option chooses what is regressed at ``x_t`` (each conditional target's expectation given
+``x_t`` is the named field of the path's marginals; Shi et al. 2023, eq. (8), Tong et al. 2024, eq. (9)):
+
+* ``"velocity"``: ``u_t`` above (the probability-flow velocity);
+* ``"forward_drift"``: ``(x1 - x_t) / (1 - t) = x1 - x0 - s sqrt(t / (1 - t)) z``, the drift of the
+  Markovian projection run from ``t = 0`` to ``1`` (DSBM's forward network);
+* ``"backward_drift"``: ``(x0 - x_t) / t = x0 - x1 - s sqrt((1 - t) / t) z``, its time reversal's drift
+  (DSBM's backward network, run from ``t = 1`` to ``0``);
+* ``"noise"``: ``z`` (an ``eps`` model): the marginal score is ``-E[z | x_t] / (s sqrt(t (1 - t)))``.
+
 With ``times="end"`` every training time is ``t = 1``: the loss is ``|v(x1, 1) - (x1 - x0)|^2``,
 the one-step distillation of Liu et al. (2023, section 2.3): a single Euler step
 ``x0 = x1 - v(x1, 1)`` from the source reproduces the coupling.
@@ -29,6 +39,7 @@ the one-step distillation of Liu et al. (2023, section 2.3): a single Euler step
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
@@ -41,9 +52,11 @@ from ..training.objectives import FlowMatching, LossOutput
 from ..training.time_samplers import TimeSampler
 from ..training.weighting import Weighting
 
-__all__ = ["pack_pairs", "unpack_pairs", "PairedFlowMatching", "TIMES"]
+__all__ = ["pack_pairs", "unpack_pairs", "PairedFlowMatching", "TIMES", "FIELDS", "INTERPOLANTS"]
 
 TIMES = ("uniform", "end")
+FIELDS = ("velocity", "forward_drift", "backward_drift", "noise")
+INTERPOLANTS = ("linear", "trigonometric")
 
 
 def pack_pairs(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
@@ -75,6 +88,12 @@ class PairedFlowMatching(FlowMatching):
             flow, reflow); ``exact`` is OT-CFM; ``sinkhorn`` (relative ``reg``) entropic OT.
         bridge_sigma: ``s``, the diffusion of the Brownian bridge between the pair (``0``: straight lines).
         times: ``"uniform"`` (``t ~ U(0, 1)``) or ``"end"`` (``t = 1``, one-step distillation).
+        field: ``"velocity"``, ``"forward_drift"``, ``"backward_drift"`` or ``"noise"`` (module docstring);
+            the model's prediction is ``"eps"`` for ``"noise"`` and ``"velocity"`` otherwise.
+        interpolant: ``"linear"`` (``(1 - t) x0 + t x1``) or ``"trigonometric"`` (``cos(pi t/2) x0 + sin(pi t/2) x1``),
+            the two deterministic parts of Albergo et al.'s stochastic interpolants; with ``bridge_sigma = c``
+            the latent term is ``gamma(t) z = c sqrt(t (1 - t)) z`` and :class:`sdeflow.targets.MixtureInterpolant`
+            gives the exact fields between Gaussian mixtures.
         weighting, time_sampler: as for :class:`~sdeflow.training.FlowMatching` (``times="uniform"`` only).
 
     ``loss(model, pairs, generator=...)`` takes packed pairs ``(batch, 2, *event_shape)``.
@@ -85,25 +104,39 @@ class PairedFlowMatching(FlowMatching):
     def __init__(
         self,
         process: DiffusionProcess | str | None = None,
-        prediction: str = "velocity",
+        prediction: str | None = None,
         *,
         weighting: Weighting | str | dict = "uniform",
         time_sampler: TimeSampler | str | dict | None = None,
         coupling: Coupling | str | dict = "independent",
         bridge_sigma: float = 0.0,
         times: str = "uniform",
+        field: str = "velocity",
+        interpolant: str = "linear",
     ) -> None:
+        if interpolant not in INTERPOLANTS:
+            raise ValueError(f"interpolant must be one of {list(INTERPOLANTS)}; got {interpolant!r}")
+        if interpolant != "linear" and field in ("forward_drift", "backward_drift"):
+            raise ValueError(f"field={field!r} is the Brownian bridge's drift, defined for the linear interpolant only")
+        self.interpolant = interpolant
+        if field not in FIELDS:
+            raise ValueError(f"field must be one of {list(FIELDS)}; got {field!r}")
+        expected = "eps" if field == "noise" else "velocity"
+        prediction = expected if prediction is None else prediction
         super().__init__(process, prediction, weighting=weighting, time_sampler=time_sampler, coupling=coupling)
         if not isinstance(self.process, Linear) or self.process.T != 1.0:
             raise ValueError(f"paired flow matching runs on the Linear process on [0, 1]; got {self.process!r}")
-        if self.prediction != "velocity":
-            raise ValueError(f"paired flow matching trains a 'velocity' model; got prediction={self.prediction!r}")
+        if self.prediction != expected:
+            raise ValueError(f"the {field!r} field is learned by a {expected!r} model; got prediction={self.prediction!r}")
+        if field != "velocity" and not bridge_sigma:
+            raise ValueError(f"field={field!r} needs a Brownian bridge: give bridge_sigma > 0")
+        self.field = field
         if isinstance(bridge_sigma, bool) or not isinstance(bridge_sigma, (int, float)):
             raise TypeError(f"bridge_sigma must be a number >= 0; got {type(bridge_sigma).__name__}")
         self.bridge_sigma = check_nonnegative(float(bridge_sigma), "bridge_sigma")
         if times not in TIMES:
             raise ValueError(f"times must be one of {list(TIMES)}; got {times!r}")
-        if times == "end" and self.bridge_sigma > 0:
+        if times == "end" and (self.bridge_sigma > 0 or field != "velocity"):
             raise ValueError("times='end' (one-step distillation) needs bridge_sigma=0: the bridge's velocity is singular at t = 1")
         self.times = times
 
@@ -113,7 +146,8 @@ class PairedFlowMatching(FlowMatching):
         return False
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "bridge_sigma": self.bridge_sigma, "times": self.times}
+        return {**super().config(), "bridge_sigma": self.bridge_sigma, "times": self.times, "field": self.field,
+                "interpolant": self.interpolant}
 
     def loss(
         self,
@@ -136,15 +170,29 @@ class PairedFlowMatching(FlowMatching):
         i, j = self.coupling(target_side, source_side, generator)
         a, b = target_side[i], source_side[j]
         tt = expand_to(t, a).to(a.dtype)
-        x_t = (1 - tt) * a + tt * b
-        velocity = b - a
+        if self.interpolant == "linear":
+            x_t = (1 - tt) * a + tt * b
+            velocity = b - a
+        else:  # trigonometric: x_t = cos(pi t/2) x0 + sin(pi t/2) x1, velocity pi/2 (-sin x0 + cos x1)
+            half = 0.5 * math.pi
+            c, sn = torch.cos(half * tt), torch.sin(half * tt)
+            x_t = c * a + sn * b
+            velocity = half * (c * b - sn * a)
         if self.bridge_sigma > 0:
             z = torch.randn(a.shape, generator=generator, dtype=a.dtype, device=generator.device).to(a.device)
             root = expand_to(torch.sqrt(t * (1 - t)), a).to(a.dtype)
             x_t = x_t + self.bridge_sigma * root * z
-            # d/dt [s sqrt(t(1-t))] z = s (1 - 2t) / (2 sqrt(t(1-t))) z; the sampled t never reaches 0 or 1 exactly
-            # (uniform draws lie in the open interval), and root is clamped against rounding.
-            velocity = velocity + self.bridge_sigma * (1 - 2 * tt) / (2 * root.clamp_min(1e-6)) * z
+            # The fields' conditional targets (module docstring); denominators are clamped against a draw of t at 0
+            # (uniform draws never reach 1) so that a rare endpoint gives a large finite target, not inf.
+            s, safe_t, safe_1t = self.bridge_sigma, tt.clamp_min(1e-6), (1 - tt).clamp_min(1e-6)
+            if self.field == "velocity":  # d/dt [s sqrt(t(1-t))] z = s (1 - 2t) / (2 sqrt(t(1-t))) z
+                velocity = velocity + s * (1 - 2 * tt) / (2 * root.clamp_min(1e-6)) * z
+            elif self.field == "forward_drift":
+                velocity = velocity - s * torch.sqrt(tt / safe_1t) * z
+            elif self.field == "backward_drift":
+                velocity = -velocity - s * torch.sqrt((1 - tt) / safe_t) * z
+            else:
+                velocity = z
         out = model(x_t, t.to(x0.dtype))
         if not isinstance(out, torch.Tensor) or out.shape != x_t.shape:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
