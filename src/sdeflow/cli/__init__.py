@@ -59,9 +59,11 @@ def _main(argv: list[str], command: str | None) -> int:
 
     parser = build(command, full=command is not None and command not in {name for name, _, _ in COMMANDS})
     args, extra = parser.parse_known_args(argv)
-    if extra and getattr(args, "pass_through", False):
-        # A command that hands its arguments to another parser (``bench NAME ...``) takes them verbatim.
-        args.args = list(getattr(args, "args", [])) + extra
+    if getattr(args, "pass_through", False):
+        # A command that hands its arguments to another parser (``bench NAME ...``) takes everything after
+        # its name verbatim and in order (argparse would split ``--out X`` into an unknown flag and a value).
+        name = args.benchmark
+        args.args = list(argv[list(argv).index(name) + 1:]) if name in argv else list(getattr(args, "args", [])) + extra
         extra = []
     if extra:
         # Report a stray argument as the command's own error line (``sdeflow COMMAND: error: ...``, exit 2)
