@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["samplers", "family", "networks", "adapters", "sde", "training", "corrupted", "latent", "distributed", "few-step", "analysis", "reliability"]
+ORDER = ["samplers", "family", "networks", "adapters", "sde", "adjoint", "training", "corrupted", "latent", "distributed", "few-step", "analysis", "reliability"]
 TITLES = {
     "samplers": "Samplers: accuracy per model call against k-diffusion and diffusers",
     "family": "Samplers on the problem family: tuning and validation halves",
     "networks": "Samplers on real trained networks: the digits U-Net and the moons flow",
     "adapters": "Adapters: sdeflow's solvers inside diffusers loops",
     "sde": "The general SDE engine against torchsde, NumPy and hand-written loops",
+    "adjoint": "sdeint_adjoint: exact gradients in memory independent of the steps, against torchsde's adjoint",
     "training": "Training: quality and throughput",
     "corrupted": "Corrupted data: clean priors from noisy and masked observations",
     "latent": "Latent diffusion: digits in an autoencoder's latent space",

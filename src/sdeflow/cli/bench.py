@@ -26,6 +26,7 @@ BENCHMARKS = {
     "latent": "a latent digits model (autoencoder + MLP) against the pixel U-Net: Frechet distance and CPU per sample at 10 calls",
     "inverse": "posterior methods against exact mixture posteriors (Cardoso et al.) and digits restoration",
     "adapters": "cost per step of sdeflow solvers inside a diffusers loop (DiffusersScheduler) against diffusers' own",
+    "sde_adjoint": "sdeint_adjoint against backpropagation and torchsde's adjoint: gradient error, memory held, time, by steps",
     "few_step": "consistency distillation and training against exact teachers (W2 at 1 and 2 calls) and on digits (Frechet distance at 1, 2, 4 calls)",
     "distributed": "training and sampling throughput with 1 and 2 torchrun processes; communication per step on N GPUs",
 }
