@@ -48,7 +48,7 @@ def _cpu_per_sample(fn, n: int, repeats: int) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="1500 diffusion steps, 1000 autoencoder steps, 512 samples")
+    p.add_argument("--quick", action="store_true", help="1500 diffusion steps, 600 autoencoder steps, 512 samples")
     p.add_argument("--steps", type=int, default=4000, help="optimizer steps of each diffusion model")
     p.add_argument("--ae-steps", type=int, default=3000)
     p.add_argument("--n", type=int, default=1438, help="samples for the Frechet distance")
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     p.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS-latent.md")
     args = p.parse_args(argv)
     if args.quick:
-        args.steps, args.ae_steps, args.n = 1500, 1000, 512
+        args.steps, args.ae_steps, args.n = 1500, 600, 512
     torch.set_num_threads(1)
     images = load_digits("train").images
     process = VP()

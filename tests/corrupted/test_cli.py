@@ -15,9 +15,15 @@ SMALL = ["--width", "16", "--depth", "1", "--batch-size", "16", "--warmup", "2",
 
 
 def test_noisy_run_stores_the_level_in_model_units_and_resumes_exactly(tmp_path):
-    # noise:0.5 is in data units; the moons are standardized per coordinate, so the stored level is
+    # noise:0.5 is in data units; the data are standardized per coordinate, so the stored level is
     # 0.5 / scale_d per coordinate. 6 steps straight and 4 + 2 with --resume give the same weights.
-    args = ["train", "--data", "moons", "--n-data", "256", "--corruption", "noise:0.5", "--steps", "6", *SMALL]
+    import numpy as np
+
+    from sdeflow.data import sample_toy
+
+    path = tmp_path / "moons.npy"  # a small file: its evaluation uses its 256 points, not 10,000 fresh ones
+    np.save(path, sample_toy("moons", 256, 0).numpy())
+    args = ["train", "--data", str(path), "--corruption", "noise:0.5", "--steps", "6", *SMALL]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b"), "--stop-after", "4"]) == 0
     assert main([*args, "--out", str(tmp_path / "b"), "--resume"]) == 0
