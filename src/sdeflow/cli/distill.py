@@ -17,6 +17,7 @@ __all__ = ["register", "run_distill"]
 
 def register(subparsers) -> None:
     """Add the ``distill`` command."""
+    from ._common import add_json_option, deprecated_alias
     p = subparsers.add_parser(
         "distill",
         help="distill a trained model into a one- or few-step sampler (consistency or progressive distillation)",
@@ -30,15 +31,15 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument("--teacher", required=True, type=Path, help="the teacher's checkpoint or run folder")
-    p.add_argument("--method", required=True, choices=("cd", "pd"))
+    p.add_argument("--method", required=True, choices=("cd", "pd"), help="cd: consistency distillation; pd: progressive distillation")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--data", default=None, help="training data (default: the teacher's)")
     p.add_argument("--n-data", type=_positive_int, default=None, help="training-set size for sampled data")
     p.add_argument("--steps", type=_positive_int, default=2000, help="optimizer steps (per round for pd)")
-    p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="minibatch size")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
+    p.add_argument("--warmup", type=int, default=100, help="warm-up steps")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
     p.add_argument("--ema-decay", type=float, default=None,
                    help="cd: the target network's EMA decay mu (default 0.95); pd: the sampling EMA (default 0.999)")
     p.add_argument("--levels", type=_positive_int, default=18, help="cd: the discretization N of the noise levels")
@@ -49,11 +50,12 @@ def register(subparsers) -> None:
     p.add_argument("--start-steps", type=_positive_int, default=64, help="pd: the teacher's DDIM steps in round 1")
     p.add_argument("--eval-nfe", default="1,2", help="model calls per sample of the final evaluation, e.g. 1,2,4")
     p.add_argument("--eval-n", type=int, default=1000, help="samples of the final evaluation (0: none)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw of the run")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    p.add_argument("--ckpt-every", type=int, default=500)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
+    deprecated_alias(p, "--no-progress", "--quiet", "quiet", flag=True)
+    add_json_option(p)
     p.set_defaults(func=run_distill)
 
 
@@ -73,6 +75,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
     from ..distill import ConsistencyDistillation, progressive_distillation
     from ..distill.evaluation import evaluate_few_step
+    from ._common import emit
     from ..distill.runs import student_from_teacher, teacher_data
     from ..grids import UniformLogSNR
     from ..training import TrainConfig, Trainer, check_device, check_run_dir, load_checkpoint_model
@@ -107,7 +110,7 @@ def run_distill(args: argparse.Namespace) -> int:
     check_device("cpu")
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
                          grad_clip=args.grad_clip, ema_decay=ema, seed=args.seed, ckpt_every=args.ckpt_every,
-                         progress=not (args.no_progress or getattr(args, "quiet", False)))
+                         progress=not args.quiet)
     start, cpu0 = time.perf_counter(), time.process_time()
     summary: dict = {"method": args.method, "teacher": str(args.teacher)}
     if args.method == "cd":
@@ -135,5 +138,5 @@ def run_distill(args: argparse.Namespace) -> int:
     summary["cpu_seconds"] = round(time.process_time() - cpu0, 1)
     if args.eval_n:
         summary["evaluation"] = evaluate_few_step(runs, process, source, tconfig["data"], n=args.eval_n, seed=args.seed)
-    print(json.dumps(summary, indent=2, default=float))
+    emit(args, summary, json.dumps(summary, indent=2, default=float))
     return 0

@@ -40,7 +40,6 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     p.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_option(p)
     p.set_defaults(func=run_train_autoencoder)
 
