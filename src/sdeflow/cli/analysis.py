@@ -52,6 +52,8 @@ def run_likelihood(args: argparse.Namespace) -> dict:
         raise ValueError("give exactly one model: --ckpt PATH or --target NAME (an exact-score target)")
     n = _check_positive_int(args.n, "--n")
     _check_positive_int(args.probes, "--probes")
+    if not 0.0 < args.level < 1.0:  # checked before the ODE solves, not after them
+        raise ValueError(f"--level must lie in (0, 1) (the interval's coverage, e.g. 0.95); got {args.level}")
     check_output_file(json_file(args), "--json", overwrite=args.overwrite, inputs=[args.data])
     dtype = torch.float64 if args.float64 else torch.float32
     target = None
