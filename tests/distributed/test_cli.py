@@ -83,11 +83,11 @@ def test_torchrun_sample_writes_the_single_process_files(tmp_path):
     # Seeds 0..299 in batches of 64 (5 batches: ranks 0 and 1 draw 3 and 2), Euler-Maruyama (stochastic).
     opts = ["sample", "--seeds", "0-299", "--batch-size", "64", "--solver", "euler_maruyama", "--steps", "12",
             "--floor-boot", "2", "--quiet", "--out"]
-    _run([sys.executable, "-m", "sdeflow", *opts, "one"], tmp_path)
+    assert main([*opts, str(tmp_path / "one")]) == 0  # the single-process run, in this process
     from ._launch import free_port
 
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port())]
-    _run([*torchrun, "-m", "sdeflow", *opts, "two"], tmp_path)
+    _run([*torchrun, "-m", "sdeflow", *opts, str(tmp_path / "two")], tmp_path)
     # Expected: the same sample file to the byte, the same report but for the wall time; rank 0 alone wrote.
     assert (tmp_path / "one" / "samples.npz").read_bytes() == (tmp_path / "two" / "samples.npz").read_bytes()
     one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
