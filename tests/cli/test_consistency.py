@@ -41,6 +41,8 @@ EXAMPLES = {
     "evaluate": ["--ckpt", "{run}", "--n", "50", "--steps", "2"],
     "reflow": ["--data", "moons", "--n-data", "200", "--rounds", "1", "--steps", "3", "--width", "8", "--depth", "1",
                "--batch-size", "16", "--out", "{tmp}/reflow"],
+    "bridge": ["--method", "dsbm", "--source", "noise", "--target", "moons", "--n-data", "200", "--steps", "2", "--iterations", "1",
+               "--n-pairs", "50", "--width", "8", "--depth", "1", "--eval", "50", "--sde-steps", "2", "--out", "{tmp}/bridge"],
     "tune-grid": ["--target", "ring2d", "--solver", "ipndm", "--nfe", "4", "--pilot", "4", "--validation", "4",
                   "--max-iter", "3", "--out", "{tmp}/grid.json"],
 }

@@ -28,7 +28,7 @@ from .harness import CliRun, run_cli
 
 __all__ = ["CLI_ENTRIES", "workspace", "TINY_TRAIN"]
 
-TINY_TRAIN = {"--width": "8", "--depth": "1", "--batch-size": "8", "--warmup": "1", "--no-progress": True,
+TINY_TRAIN = {"--width": "8", "--depth": "1", "--batch-size": "8", "--warmup": "1", "--quiet": True,
               "--ckpt-every": "2", "--eval-solver": "euler", "--eval-steps": "2"}
 _counter = itertools.count()
 
@@ -340,7 +340,7 @@ LIKELIHOOD = [
     Mutation("--elbo-samples", "--elbo-samples odd", lambda kw: "3"), *_floats("--level"),
     Mutation("--level", "--level above 1", lambda kw: "1.5"), _name("--target"), _name("--process"), _name("--prediction"),
     Mutation("--method", "--method unknown", lambda kw: "nope"), *_input_file("--data"),
-    Mutation("--checkpoint", "--checkpoint missing", lambda kw: str(workspace() / "missing-run"), ("--checkpoint",)),
+    Mutation("--ckpt", "--ckpt missing", lambda kw: str(workspace() / "missing-run"), ("--ckpt",)),
     Mutation("--json", "--json is a folder", lambda kw: str(workspace() / "folder"), ("--json",)),
 ]
 
@@ -441,6 +441,19 @@ REFLOW = [
 ]
 
 
+def _bridge(draw) -> dict:
+    return {"_cmd": "bridge", "--method": draw(st.sampled_from(("sbcfm", "dsbm"))), "--source": "noise", "--target": "moons",
+            "--n-data": "200", "--steps": "2", "--iterations": "1", "--n-pairs": "50", "--width": "8", "--depth": "1",
+            "--batch-size": "16", "--eval": "50", "--sde-steps": "2", "--quiet": True, "--out": _fresh("bridge")}
+
+
+BRIDGE = [
+    Mutation("--method", "--method unknown", lambda kw: "nope"), *_floats("--sigma"), *_ints("--steps"), *_ints("--iterations"),
+    *_ints("--eval"), *_floats("--lr"), _name("--target"), _name("--source"), Mutation("--seed", "--seed negative", lambda kw: "-1"),
+    *_out_folder(),
+]
+
+
 CLI_ENTRIES: dict[str, Entry] = {e.name: e for e in (
     _entry("sample", _sample, SAMPLE),
     _entry("simulate", _simulate, SIMULATE),
@@ -455,5 +468,6 @@ CLI_ENTRIES: dict[str, Entry] = {e.name: e for e in (
     _entry("demo", _demo, DEMO, valid_share=0.0),
     _entry("bench", _bench, BENCH, valid_share=0.0),
     _entry("reflow", _reflow, REFLOW, valid_share=0.1),
+    _entry("bridge", _bridge, BRIDGE, valid_share=0.1),
 )}
 """The commands; ``demo`` and ``bench`` only with bad input (their valid runs take tens of seconds)."""

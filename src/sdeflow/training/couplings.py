@@ -26,7 +26,8 @@ import torch
 from .._utils import check_positive
 from ._spec import from_spec
 
-__all__ = ["Coupling", "IndependentCoupling", "ExactOTCoupling", "SinkhornCoupling", "COUPLINGS", "get_coupling"]
+__all__ = ["Coupling", "IndependentCoupling", "ExactOTCoupling", "SinkhornCoupling", "SchrodingerCoupling", "COUPLINGS",
+           "get_coupling"]
 
 
 def _cost(x0: torch.Tensor, eps: torch.Tensor) -> np.ndarray:
@@ -105,15 +106,43 @@ class SinkhornCoupling(Coupling):
         check_positive(self.reg, "reg")
 
     def __call__(self, x0, eps, generator):
-        n = self._check(x0, eps)
-        ot = _ot()
+        self._check(x0, eps)
         cost = _cost(x0, eps)
         cost = cost / max(float(cost.max()), 1e-300)
-        w = np.full(n, 1.0 / n)
-        plan = ot.sinkhorn(w, w, cost, self.reg, method="sinkhorn_log", numItermax=10_000)
-        if not np.isfinite(plan).all() or plan.sum() <= 0:
-            raise FloatingPointError(f"the Sinkhorn plan is not finite (reg={self.reg}); use a larger reg")
-        return _sample_plan(plan, n, generator, x0.device)
+        return _entropic_pairs(cost, self.reg, generator, x0.device, f"the Sinkhorn plan is not finite (reg={self.reg}); use a larger reg")
+
+
+@dataclass(frozen=True)
+class SchrodingerCoupling(Coupling):
+    """Pairs drawn from the static Schrodinger bridge of the minibatch for a Brownian reference of diffusion ``sigma``.
+
+    The plan minimizes ``sum pi_ij |x0_i - eps_j|^2 / 2 - sigma^2 H(pi)``: Sinkhorn (log domain) on the
+    absolute cost at regularization ``sigma^2`` (Tong et al. 2024's SB-CFM: cost ``|x - y|^2``,
+    ``reg = 2 sigma^2``). Unlike :class:`SinkhornCoupling`, the cost is not rescaled, so the plan is the
+    entropic OT plan whose Brownian bridges have the Schrodinger bridge's marginals
+    (:class:`sdeflow.targets.GaussianBridge` is its closed form between Gaussians).
+    """
+
+    name: ClassVar[str] = "schrodinger"
+    sigma: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_positive(self.sigma, "sigma")
+
+    def __call__(self, x0, eps, generator):
+        self._check(x0, eps)
+        return _entropic_pairs(0.5 * _cost(x0, eps), self.sigma**2, generator, x0.device,
+                               f"the Schrodinger plan is not finite (sigma={self.sigma}); use a larger sigma")
+
+
+def _entropic_pairs(cost: np.ndarray, reg: float, generator: torch.Generator, device, failure: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs drawn from the entropic plan (uniform marginals, log-domain Sinkhorn) of ``cost (n, n)`` at ``reg``."""
+    n = cost.shape[0]
+    w = np.full(n, 1.0 / n)
+    plan = _ot().sinkhorn(w, w, cost, reg, method="sinkhorn_log", numItermax=10_000)
+    if not np.isfinite(plan).all() or plan.sum() <= 0:
+        raise FloatingPointError(failure)
+    return _sample_plan(plan, n, generator, device)
 
 
 def _sample_plan(plan: np.ndarray, n: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,7 +152,9 @@ def _sample_plan(plan: np.ndarray, n: int, generator: torch.Generator, device) -
     return (flat // plan.shape[1]).to(device), (flat % plan.shape[1]).to(device)
 
 
-COUPLINGS: dict[str, type[Coupling]] = {cls.name: cls for cls in (IndependentCoupling, ExactOTCoupling, SinkhornCoupling)}
+COUPLINGS: dict[str, type[Coupling]] = {
+    cls.name: cls for cls in (IndependentCoupling, ExactOTCoupling, SinkhornCoupling, SchrodingerCoupling)
+}
 """Couplings by name."""
 
 
