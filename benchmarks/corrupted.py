@@ -128,6 +128,19 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
         if floor is not None:
             lines.append(f"* {dim}-D: the two-sample floor at this sample size is {floor:.3f}; differences below it are not resolved.")
     lines += ["", "Records: `benchmarks/results/corrupted.jsonl`."]
+    manifold = ROOT / "benchmarks" / "results" / "corrupted_manifold.json"
+    if manifold.exists():  # written by benchmarks/corrupted_manifold.py
+        rec = json.loads(manifold.read_text())
+        lines += ["", "### DiEM's manifold protocol (reduced scale)", "",
+                  "Points on a random smooth closed curve in 5-D seen through a random 2 x 5 projection per sample "
+                  "(sigma_y = 0.01); Sinkhorn divergence (reg 0.05) of the model's samples to clean points after each EM round "
+                  "(round 0: the Gaussian EM fit's posterior samples). Command:", "",
+                  f"    OMP_NUM_THREADS=1 python benchmarks/corrupted_manifold.py {'--quick' if rec['args'].get('quick') == 'True' else ''}",
+                  "", f"Settings: {rec['args']['n_obs']} observations, {rec['args']['rounds']} rounds of {rec['args']['steps']} steps, "
+                  f"{rec['args']['n_eval']} evaluation points.", "",
+                  "| EM round | Sinkhorn divergence | CPU seconds of the round | load average |", "|---|---|---|---|"]
+        lines += [f"| {r['round']} | {r['sinkhorn_divergence']:.4f} | {r['cpu_seconds']} | {r['load_average_1min']} |" for r in rec["rounds"]]
+        lines += ["", f"Floor (two draws of clean points): {rec['floor']:.4f}."]
     text = "\n".join(lines) + "\n"
     out_md.write_text(text)
     return text

@@ -48,34 +48,37 @@ def _cpu_per_sample(fn, n: int, repeats: int) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="1500 diffusion steps, 600 autoencoder steps, 512 samples")
+    p.add_argument("--quick", action="store_true", help="800 diffusion steps, 300 autoencoder steps, widths 16, batch 64, 512 samples")
     p.add_argument("--steps", type=int, default=4000, help="optimizer steps of each diffusion model")
     p.add_argument("--ae-steps", type=int, default=3000)
     p.add_argument("--n", type=int, default=1438, help="samples for the Frechet distance")
     p.add_argument("--nfe", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--channels", type=int, default=32, help="base width of the U-Net and of the autoencoder")
+    p.add_argument("--batch", type=int, default=128)
     p.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS-latent.md")
     args = p.parse_args(argv)
     if args.quick:
-        args.steps, args.ae_steps, args.n = 1500, 600, 512
+        args.steps, args.ae_steps, args.n, args.channels, args.batch = 800, 300, 512, 16, 64
     torch.set_num_threads(1)
     images = load_digits("train").images
     process = VP()
     out: dict = {"load_average_1min_start": round(os.getloadavg()[0], 2), "steps": args.steps, "ae_steps": args.ae_steps, "n": args.n,
+                 "channels": args.channels, "batch": args.batch,
                  "nfe": args.nfe}
     with tempfile.TemporaryDirectory() as tmp:
-        ae = ConvAutoencoder(1, (8, 8), latent_channels=2, channels=32)
-        summary = train_autoencoder(ae, images, AutoencoderConfig(steps=args.ae_steps, batch_size=128, kl_weight=0.0, progress=True),
+        ae = ConvAutoencoder(1, (8, 8), latent_channels=2, channels=args.channels)
+        summary = train_autoencoder(ae, images, AutoencoderConfig(steps=args.ae_steps, batch_size=args.batch, kl_weight=0.0, progress=True),
                                     out_dir=Path(tmp) / "ae")
         auto = load_autoencoder(Path(tmp) / "ae")
     out["autoencoder"] = {k: summary[k] for k in ("reconstruction_mse", "latent_mean", "latent_std", "latent_shape")}
     latents = auto.encode(images).detach()
-    cfg = TrainConfig(steps=args.steps, batch_size=128, lr=2e-3, warmup_steps=50, ema_decay=0.995, progress=True)
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=2e-3, warmup_steps=50, ema_decay=0.995, progress=True)
     lat = DiffusionModel(MLP((2, 4, 4), 256, 3), process, "eps")
     tic = time.process_time()
     lat = Trainer(lat, DenoisingScoreMatching(process, "eps"), latents, config=cfg).fit().ema_model
     out["latent_train_cpu_seconds"] = round(time.process_time() - tic, 1)
-    pix = DiffusionModel(UNet(1, (8, 8), 32, (1, 2), 1), process, "eps")
+    pix = DiffusionModel(UNet(1, (8, 8), args.channels, (1, 2), 1, groups=min(8, args.channels)), process, "eps")
     tic = time.process_time()
     pix = Trainer(pix, DenoisingScoreMatching(process, "eps"), images, config=cfg).fit().ema_model
     out["pixel_train_cpu_seconds"] = round(time.process_time() - tic, 1)

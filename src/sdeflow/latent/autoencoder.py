@@ -248,11 +248,11 @@ def train_autoencoder(ae: ConvAutoencoder, data: torch.Tensor, config: Autoencod
             loss.backward()
             opt.step()
             if (step + 1) % 50 == 0:
-                history.append({"step": step + 1, "reconstruction": float(rec), "kl": float(kl)})
+                history.append({"step": step + 1, "reconstruction": float(rec.detach()), "kl": float(kl.detach())})
             if bar is not None:
                 bar.update(1)
                 if (step + 1) % 10 == 0:
-                    bar.set_postfix(rec=f"{float(rec):.4g}")
+                    bar.set_postfix(rec=f"{float(rec.detach()):.4g}")
             if out is not None and cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0 and step + 1 < cfg.steps:
                 save_checkpoint(out, step=step + 1, model=ae, ema_model=None, optimizer=opt, config=run_config,
                                 metrics={"step": step + 1}, state={"history": history}, keep=cfg.keep)
