@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["samplers", "family", "networks", "adapters", "sde", "adjoint", "training", "corrupted", "latent", "distributed", "few-step", "analysis", "reliability"]
+ORDER = ["samplers", "family", "networks", "adapters", "sde", "adjoint", "training", "corrupted", "latent", "distributed", "few-step", "analysis", "inverse", "reliability"]
 TITLES = {
     "samplers": "Samplers: accuracy per model call against k-diffusion and diffusers",
     "family": "Samplers on the problem family: tuning and validation halves",
