@@ -4,14 +4,24 @@
   SB-CFM's flow with ``bridge_sigma > 0``), models that sample with every deterministic solver.
 * :func:`run_reflow`: 1-RF, couplings from an ODE solver of the suite, k-RF, one-step distillation,
   with straightness and normalized path energy at every stage (:func:`straightness`).
+* :mod:`sdeflow.transport.bridges`: SB-CFM / [SF]2M (:func:`train_sbcfm`) and DSBM-IMF
+  (:func:`run_dsbm`), sampled by the suite's SDE solvers (:func:`simulate_bridge`).
 
 The closed-form Schrodinger bridge between Gaussians is :class:`sdeflow.targets.GaussianBridge`.
 """
 
-from .objectives import TIMES, PairedFlowMatching, pack_pairs, unpack_pairs
+from .bridges import BridgeConfig, BridgeSDE, run_dsbm, simulate_bridge, train_sbcfm
+from .objectives import FIELDS, INTERPOLANTS, TIMES, PairedFlowMatching, pack_pairs, unpack_pairs
 from .reflow import ReflowConfig, ReflowResult, euler_grid, generate_coupling, load_stage, run_reflow, straightness
 
 __all__ = [
+    "BridgeConfig",
+    "BridgeSDE",
+    "run_dsbm",
+    "simulate_bridge",
+    "train_sbcfm",
+    "FIELDS",
+    "INTERPOLANTS",
     "TIMES",
     "PairedFlowMatching",
     "pack_pairs",
