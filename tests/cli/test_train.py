@@ -10,7 +10,7 @@ import torch
 from sdeflow.cli import main
 from sdeflow.training import read_checkpoint, sample_checkpoint
 
-COMMON = ["--width", "16", "--depth", "1", "--batch-size", "32", "--warmup", "2", "--no-progress",
+COMMON = ["--width", "16", "--depth", "1", "--batch-size", "32", "--warmup", "2", "--quiet",
           "--eval-solver", "euler", "--eval-steps", "3", "--n-data", "2000"]
 
 
@@ -31,10 +31,12 @@ def test_train_resume_and_evaluate(tmp_path, capsys):
     assert samples.shape == (5, 2)
     capsys.readouterr()
     assert main(["evaluate", "--ckpt", str(full), "--n", "100", "--solver", "euler", "--steps", "3",
-                 "--out", str(tmp_path / "eval.json")]) == 0
-    report = json.loads(capsys.readouterr().out)
+                 "--json", str(tmp_path / "eval.json")]) == 0
+    capsys.readouterr()
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert main(["evaluate", "--ckpt", str(full), "--n", "100", "--solver", "euler", "--steps", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == report  # --json alone: the same report on stdout
     assert report["step"] == 6 and report["wasserstein2"] > 0 and report["wasserstein2_floor"] > 0
-    assert json.loads((tmp_path / "eval.json").read_text()) == report
 
 
 def test_train_dsm_on_a_user_file_with_labels(tmp_path):

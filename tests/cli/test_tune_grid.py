@@ -14,7 +14,7 @@ from sdeflow.cli import main
 from sdeflow.grids import load_tuned_grid
 
 TUNE = ["tune-grid", "--target", "ring2d", "--solver", "dpm_solver_pp_2m", "--nfe", "6", "--pilot", "16",
-        "--validation", "32", "--max-iter", "60", "--quiet"]
+        "--validation", "32", "--max-iter", "60"]  # no --quiet: the printed figures are checked
 
 
 @pytest.fixture(scope="module")

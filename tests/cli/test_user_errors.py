@@ -16,7 +16,7 @@ import sdeflow.data
 from sdeflow.cli import main
 from sdeflow.training import resolve_checkpoint
 
-TINY = ["--width", "8", "--depth", "1", "--batch-size", "8", "--warmup", "1", "--no-progress", "--ckpt-every", "2",
+TINY = ["--width", "8", "--depth", "1", "--batch-size", "8", "--warmup", "1", "--quiet", "--ckpt-every", "2",
         "--eval-solver", "euler", "--eval-steps", "2"]
 
 
@@ -97,8 +97,8 @@ def test_evaluate_output_checks(files, capsys, monkeypatch):
     # refused before the checkpoint is read or sampled.
     for path, message in (("folder", "is a folder"), ("regular/x.json", "regular is a file"),
                           ("regular", "already exists; pass --overwrite")):
-        err = _error(capsys, ["evaluate", "--ckpt", "missing", "--out", path])
-        assert f"--out {path}" in err and message in err
+        err = _error(capsys, ["evaluate", "--ckpt", "missing", "--json", path])
+        assert f"--json {path}" in err and message in err
     assert Path("regular").read_text() == "not a folder"
 
 
@@ -117,8 +117,8 @@ def test_train_into_an_existing_run_refuses_and_deletes_nothing(files, capsys, m
     assert _snapshot(files / "run") == before
     # --overwrite replaces it: the printed checkpoint exists and is what `sample --ckpt` resolves to.
     capsys.readouterr()
-    assert main(["train", "--data", "d.npz", "--steps", "2", "--out", "run", "--overwrite", *TINY]) == 0
-    printed = json.loads(capsys.readouterr().out.split("\nsample it with")[0])
+    assert main(["train", "--data", "d.npz", "--steps", "2", "--out", "run", "--overwrite", *TINY, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
     assert Path(printed["checkpoint"]).is_dir() and resolve_checkpoint("run") == Path(printed["checkpoint"])
     assert sorted(p.name for p in Path("run/checkpoints").iterdir()) == ["step_00000002"]
     err = _error(capsys, ["train", "--data", "d.npz", "--steps", "2", "--out", "run", "--overwrite", "--resume", *TINY])
@@ -202,7 +202,7 @@ def test_price_with_a_zero_standard_error_prints_instead_of_dividing_by_zero(cap
     # Expected: a call struck at 1e6 on GBM(s0=100) pays 0 on every path: price 0, standard error 0, closed form
     # ~0; the comparison line says "standard error 0" instead of raising ZeroDivisionError after the price
     # (what `--model heston --param v0=-1` hit before).
-    assert main(["price", "--strike", "1e6", "--paths", "200", "--steps", "1", "--quiet"]) == 0
+    assert main(["price", "--strike", "1e6", "--paths", "200", "--steps", "1"]) == 0
     out = capsys.readouterr().out
     assert "closed form" in out and "(standard error 0)" in out
 
@@ -214,7 +214,7 @@ def test_price_with_a_zero_standard_error_prints_instead_of_dividing_by_zero(cap
         (["simulate", "--paths", "10", "--steps", "2", "--plot-paths", "-1"], "--plot-paths must be >= 0"),
         (["fokker-planck", "--process-option", "beta_max"], "--process-option 'beta_max' must look like NAME=VALUE"),
         (["likelihood", "--target", "ring2d", "--target-option", "std"], "--target-option 'std' must look like NAME=VALUE"),
-        (["bench", "samplers", "--threads", "0"], "--threads must be >= 1"),
+        (["bench", "samplers", "--threads", "0"], "--threads must be a positive integer"),
     ],
 )
 def test_other_argument_errors_name_the_flag(files, capsys, argv, message):
@@ -262,7 +262,7 @@ def test_likelihood_of_a_checkpoint_on_data_of_another_shape(files, capsys):
     # naming --data, its item shape (3,) and the model's (2,).
     assert main(["train", "--data", "d.npz", "--steps", "2", "--out", "run", *TINY]) == 0
     np.save("x3.npy", np.zeros((10, 3), dtype="float32"))
-    err = _error(capsys, ["likelihood", "--checkpoint", "run", "--data", "x3.npy", "--quiet"])
+    err = _error(capsys, ["likelihood", "--ckpt", "run", "--data", "x3.npy", "--quiet"])
     assert "--data x3.npy holds items of shape (3,); the checkpoint's model takes (2,)" in err
     # A damaged config.json (a list) is one line too (before: AttributeError in `sample --ckpt`).
     (resolve_checkpoint("run") / "config.json").write_text("[1, 2]")

@@ -76,7 +76,9 @@ def _main(argv: list[str], command: str | None) -> int:
     try:
         from ._common import check_output_file, json_file
 
-        check_output_file(json_file(args), "--json", overwrite=bool(getattr(args, "overwrite", False)))
+        # Every existing file among the arguments is an input the report must not replace.
+        inputs = [v for k, v in vars(args).items() if k != "json" and isinstance(v, (str, os.PathLike)) and os.path.isfile(v)]
+        check_output_file(json_file(args), "--json", overwrite=bool(getattr(args, "overwrite", False)), inputs=inputs)
         with running(args):
             result = _run(args)
     except USER_ERRORS as err:

@@ -124,8 +124,13 @@ def running(args: argparse.Namespace) -> Iterator[None]:
     args._stdout = sys.stdout  # where emit() writes a JSON report
     quiet = bool(getattr(args, "quiet", False))
     json_stdout = getattr(args, "json", None) == "-"
+    from .._threads import parse_threads
+
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        threads = parse_threads(threads, "--threads")  # the error names the flag
     with contextlib.ExitStack() as stack:
-        stack.enter_context(num_threads(getattr(args, "threads", None)))
+        stack.enter_context(num_threads(threads))
         if quiet:
             stack.enter_context(progress_off())
         if quiet or json_stdout:
