@@ -41,8 +41,8 @@ def test_distill_cd_writes_a_consistency_checkpoint_and_resumes_exactly(teacher,
     # resume carries over to the consistency objective: its target is the checkpointed EMA); the summary
     # reports one evaluation row per --eval-nfe with that many model calls.
     common = ["distill", "--teacher", str(teacher), "--method", "cd", "--batch-size", "64", "--eval-n", "100",
-              "--no-progress", "--ckpt-every", "10"]
-    assert main(common + ["--steps", "20", "--out", str(tmp_path / "a")]) == 0
+              "--quiet", "--ckpt-every", "10"]
+    assert main(common + ["--steps", "20", "--out", str(tmp_path / "a"), "--json"]) == 0
     summary = _json(capsys)
     assert [r["nfe"] for r in summary["evaluation"]] == [1, 2]
     assert all(r["wasserstein2"] > 0 for r in summary["evaluation"])
@@ -61,7 +61,7 @@ def test_distill_pd_halves_the_steps_per_round(teacher, tmp_path, capsys):
     # Expected: --start-steps 8 and 2 rounds give students of 4 and 2 DDIM steps with grids ts[::2] and ts[::4].
     assert main(["distill", "--teacher", str(teacher), "--method", "pd", "--start-steps", "8", "--rounds", "2",
                  "--steps", "10", "--batch-size", "64", "--out", str(tmp_path / "pd"), "--eval-nfe", "2",
-                 "--eval-n", "100", "--no-progress"]) == 0
+                 "--eval-n", "100", "--quiet", "--json"]) == 0
     summary = _json(capsys)
     assert [r["steps"] for r in summary["rounds"]] == [4, 2]
     assert len(summary["rounds"][1]["ts"]) == 3 and summary["rounds"][1]["ts"][-1] == 0.0
@@ -72,9 +72,9 @@ def test_distill_pd_halves_the_steps_per_round(teacher, tmp_path, capsys):
 def test_train_ct_and_ect(teacher, tmp_path, capsys):
     # Expected: both write checkpoints that load as consistency functions and sample in one call.
     assert main(["train", "--data", "ring2d", "--objective", "ct", "--process", "edm", "--precond", "edm", "--steps", "10",
-                 "--width", "32", "--depth", "1", "--batch-size", "64", "--out", str(tmp_path / "ct"), "--no-progress"]) == 0
+                 "--width", "32", "--depth", "1", "--batch-size", "64", "--out", str(tmp_path / "ct"), "--quiet"]) == 0
     assert main(["train", "--data", "ring2d", "--objective", "ect", "--init", str(teacher), "--steps", "10",
-                 "--batch-size", "64", "--out", str(tmp_path / "ect"), "--no-progress"]) == 0
+                 "--batch-size", "64", "--out", str(tmp_path / "ect"), "--quiet"]) == 0
     capsys.readouterr()
     for name in ("ct", "ect"):
         f, process, config = load_consistency_model(tmp_path / name)
