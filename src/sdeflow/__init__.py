@@ -34,6 +34,7 @@ _EXPORTS = {
     "sample": (".sample", "sample"),
     "odeint": (".sdes.integrate", "odeint"),
     "sdeint": (".sdes.integrate", "sdeint"),
+    "sdeint_adjoint": (".sdes.adjoint", "sdeint_adjoint"),
     "Stepper": (".stepper", "Stepper"),
     "num_threads": ("._threads", "num_threads"),
 }
@@ -45,6 +46,7 @@ __all__ = [
     "training",
     "fokker_planck",
     "sdeint",
+    "sdeint_adjoint",
     "odeint",
     "grids",
     "likelihood",
