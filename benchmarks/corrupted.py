@@ -139,8 +139,12 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
                   "", f"Settings: {rec['args']['n_obs']} observations, {rec['args']['rounds']} rounds of {rec['args']['steps']} steps, "
                   f"{rec['args']['n_eval']} evaluation points.", "",
                   "| EM round | Sinkhorn divergence | CPU seconds of the round | load average |", "|---|---|---|---|"]
-        lines += [f"| {r['round']} | {r['sinkhorn_divergence']:.4f} | {r['cpu_seconds']} | {r['load_average_1min']} |" for r in rec["rounds"]]
-        lines += ["", f"Floor (two draws of clean points): {rec['floor']:.4f}."]
+        lines += [f"| {r['round']} | {'diverged' if r['sinkhorn_divergence'] is None else format(r['sinkhorn_divergence'], '.4f')} | "
+                  f"{r['cpu_seconds']} | {r['load_average_1min']} |" for r in rec["rounds"]]
+        if rec.get("floor") is not None:
+            lines += ["", f"Floor (two draws of clean points): {rec['floor']:.4f}."]
+        if rec.get("note"):
+            lines += ["", rec["note"]]
     text = "\n".join(lines) + "\n"
     out_md.write_text(text)
     return text

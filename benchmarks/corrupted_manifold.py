@@ -78,7 +78,9 @@ def main(argv=None) -> int:
             samples = rec.samples[: args.n_eval]  # posterior samples of the Gaussian fit (its prior is not stored)
         else:
             samples = draw_samples(rec.result.ema_model, process, (5,), args.n_eval, solver="heun", steps=32, seed=5)
-        row = {"round": rec.round, "sinkhorn_divergence": sinkhorn_divergence(samples, clean), "cpu_seconds": round(rec.seconds, 1),
+        finite = bool(torch.isfinite(samples).all())  # a diverged round is reported as such, not as a divergence value
+        row = {"round": rec.round, "sinkhorn_divergence": sinkhorn_divergence(samples, clean) if finite else None,
+               "non_finite_samples": int((~torch.isfinite(samples)).any(dim=1).sum()), "cpu_seconds": round(rec.seconds, 1),
                "load_average_1min": round(os.getloadavg()[0], 2)}
         records.append(row)
         print(json.dumps(row), flush=True)
@@ -92,7 +94,8 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rounds": records, "floor": floor}, indent=2) + "\n")
     print("| EM round | Sinkhorn divergence to clean | CPU s (round) |\n|---|---|---|")
     for r in records:
-        print(f"| {r['round']} | {r['sinkhorn_divergence']:.4f} | {r['cpu_seconds']} |")
+        value = "diverged" if r["sinkhorn_divergence"] is None else f"{r['sinkhorn_divergence']:.4f}"
+        print(f"| {r['round']} | {value} | {r['cpu_seconds']} |")
     print(f"floor (two clean draws): {floor:.4f}")
     return 0
 

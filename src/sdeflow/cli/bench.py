@@ -24,6 +24,7 @@ BENCHMARKS = {
     "networks": "samplers on the demo's trained networks (digits U-Net, moons flow) against peers",
     "corrupted": "clean priors from noisy or masked Gaussian-mixture data (double Tweedie, SURE, DiEM) against clean and naive training",
     "latent": "a latent digits model (autoencoder + MLP) against the pixel U-Net: Frechet distance and CPU per sample at 10 calls",
+    "corrupted_manifold": "DiEM's manifold protocol at reduced scale: Sinkhorn divergence to clean points after each EM round",
     "inverse": "posterior methods against exact mixture posteriors (Cardoso et al.) and digits restoration",
     "adapters": "cost per step of sdeflow solvers inside a diffusers loop (DiffusersScheduler) against diffusers' own",
     "sde_adjoint": "sdeint_adjoint against backpropagation and torchsde's adjoint: gradient error, memory held, time, by steps",
