@@ -82,3 +82,14 @@ def test_progress_bar_is_quiet_in_logs_and_off_under_quiet():
     assert stream.getvalue().count("\r") <= 3
     with progress_off():
         assert progress_bar(total=3, file=io.StringIO()).disable
+
+
+def test_every_progress_bar_goes_through_the_helper():
+    # Expected: no module but sdeflow._utils imports tqdm, so every bar is rate-limited off a terminal and
+    # silenced by --quiet (a module using tqdm directly would flood logs again).
+    from pathlib import Path
+
+    root = Path(sdeflow.__file__).parent
+    direct = [str(p.relative_to(root)) for p in root.rglob("*.py")
+              if p.name != "_utils.py" and ("from tqdm" in p.read_text() or "import tqdm" in p.read_text())]
+    assert direct == [], f"use sdeflow._utils.progress_bar instead of tqdm in {direct}"

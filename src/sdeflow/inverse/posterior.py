@@ -191,9 +191,9 @@ def posterior_sample(
     traj = [x] if return_trajectory else None
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .._utils import progress_bar
 
-        bar = tqdm(total=len(sched), desc=f"posterior ({meth.name})", unit="step")
+        bar = progress_bar(total=len(sched), desc=f"posterior ({meth.name})", unit="step")
     try:
         for k, (i, j) in enumerate(sched):
             denoiser.step_index = k

@@ -226,9 +226,9 @@ def train_autoencoder(ae: ConvAutoencoder, data: torch.Tensor, config: Autoencod
     n = data.shape[0]
     bar = None
     if cfg.progress:
-        from tqdm.auto import tqdm
+        from .._utils import progress_bar
 
-        bar = tqdm(total=cfg.steps, initial=start, desc="autoencoder", unit="step", dynamic_ncols=True)
+        bar = progress_bar(total=cfg.steps, initial=start, desc="autoencoder", unit="step", dynamic_ncols=True)
     ae.train()
     tic = time.perf_counter()
     try:

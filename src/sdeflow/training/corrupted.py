@@ -369,10 +369,18 @@ class PosteriorDenoiser:
 
     prediction = "x0"
 
-    def __init__(self, model, process: DiffusionProcess, y: torch.Tensor, A: torch.Tensor, sigma_y: float, *, cg_iters: int = 8) -> None:
+    def __init__(self, model, process: DiffusionProcess, y: torch.Tensor, A: torch.Tensor, sigma_y: float, *, cg_iters: int = 8,
+                 prior_var: torch.Tensor | None = None, max_level: float | None = None) -> None:
         self.model, self.process, self.y, self.A = model, process, y, A
         self.sigma_y = check_positive(sigma_y, "sigma_y")
         self.cg_iters = check_int(cg_iters, "cg_iters")
+        # Above max_level, Tweedie's s^2 J is a difference of O(1/alpha) terms that a learned network does not cancel
+        # (measured: DiEM diverged in 8-D without this); there Cov[x0 | xt] ~ diag(s^2 v / (s^2 + v)), v the prior's
+        # variances, which is also the limit of the exact covariance as s grows.
+        if (prior_var is None) != (max_level is None):
+            raise ValueError("prior_var and max_level go together (the covariance used above max_level)")
+        self.prior_var = None if prior_var is None else torch.as_tensor(prior_var, dtype=torch.float64).reshape(-1)
+        self.max_level = None if max_level is None else check_positive(max_level, "max_level")
         self.kind = getattr(model, "prediction", None)
         if self.kind is None:
             raise ValueError("the prior model must carry its prediction kind (model.prediction)")
@@ -392,9 +400,18 @@ class PosteriorDenoiser:
             def vjp(v: torch.Tensor) -> torch.Tensor:  # J^T v, (n, D)
                 return torch.autograd.grad(h, xt, v, retain_graph=True)[0].reshape(n, -1)
 
-            def op(u: torch.Tensor) -> torch.Tensor:  # (sigma_y^2 + s^2 A J A^T) u, (n, m)
-                jt = vjp(torch.einsum("nmd,nm->nd", A, u))
-                return self.sigma_y**2 * u + s2[:, None] * torch.einsum("nmd,nd->nm", A, jt)
+            high = None
+            if self.max_level is not None:
+                high = (s2 > self.max_level**2)[:, None]
+                v = self.prior_var.to(x_t.dtype)
+                diag = s2[:, None] * v / (s2[:, None] + v)
+
+            def cov(w: torch.Tensor) -> torch.Tensor:  # Cov[x0 | xt] w, (n, D)
+                out = s2[:, None] * vjp(w)
+                return out if high is None else torch.where(high, diag * w, out)
+
+            def op(u: torch.Tensor) -> torch.Tensor:  # (sigma_y^2 + A Cov A^T) u, (n, m)
+                return self.sigma_y**2 * u + torch.einsum("nmd,nd->nm", A, cov(torch.einsum("nmd,nm->nd", A, u)))
 
             r = y - torch.einsum("nmd,nd->nm", A, h.detach())
             u = torch.zeros_like(r)
@@ -409,12 +426,13 @@ class PosteriorDenoiser:
                 rr_new = (r * r).sum(1)
                 p = torch.where((denom > 0)[:, None], r + (rr_new / rr.clamp_min(1e-30))[:, None] * p, torch.zeros_like(p))
                 rr = rr_new
-            corr = s2[:, None] * vjp(torch.einsum("nmd,nm->nd", A, u))
+            corr = cov(torch.einsum("nmd,nm->nd", A, u))
         return (h.detach() + corr.detach()).reshape(x_t.shape)
 
 
 def posterior_sample(model, process: DiffusionProcess, corruption: LinearCorruption, *, seed: int = 0, solver: str = "euler_ancestral",
-                     steps: int = 64, batch_size: int = 1024, cg_iters: int = 8, progress: bool = False) -> torch.Tensor:
+                     steps: int = 64, batch_size: int = 1024, cg_iters: int = 8, progress: bool = False,
+                     prior_var: torch.Tensor | None = None, max_level: float | None = None) -> torch.Tensor:
     """One posterior sample per observation, ``(n, *event_shape)``, with :class:`PosteriorDenoiser` and :func:`sdeflow.sample`.
 
     Sample ``i`` starts from the prior noise of seed ``seed + i``, so it does not depend on the batch.
@@ -425,13 +443,14 @@ def posterior_sample(model, process: DiffusionProcess, corruption: LinearCorrupt
     n = corruption.n
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from .._utils import progress_bar
 
-        bar = tqdm(total=n, desc="posterior samples", unit="sample", dynamic_ncols=True)
+        bar = progress_bar(total=n, desc="posterior samples", unit="sample", dynamic_ncols=True)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         x = process.prior_sample((stop - start, *corruption.event_shape), seeds=seed + start)
-        den = PosteriorDenoiser(model, process, corruption.y[start:stop], corruption.A[start:stop], corruption.sigma_y, cg_iters=cg_iters)
+        den = PosteriorDenoiser(model, process, corruption.y[start:stop], corruption.A[start:stop], corruption.sigma_y, cg_iters=cg_iters,
+                                prior_var=prior_var, max_level=max_level)
         with torch.no_grad():
             res = sample(den, process, x, prediction="x0", solver=solver, steps=steps, seed=seed + start)
         out.append(res.samples)
@@ -488,6 +507,8 @@ class ExpectationMaximization:
         self.gaussian_iterations = check_int(gaussian_iterations, "gaussian_iterations")
         self.callback = callback
         self.progress = progress
+        self.max_level_factor = 2.0  # the posterior step's Tweedie covariance is used below 2 prior standard deviations
+        self.prior_var: torch.Tensor | None = None
 
     def gaussian_round(self) -> EMRound:
         """Round 0: closed-form Gaussian EM and exact posterior samples of it."""
@@ -496,6 +517,7 @@ class ExpectationMaximization:
         tic = time.process_time()
         c = self.corruption
         mu, cov = gaussian_em(c, self.gaussian_iterations)
+        self.prior_var = cov.diagonal().clamp_min(1e-12)  # the covariance of later rounds' posterior step at high noise
         means, covs = _gaussian_posterior(mu, cov, c.A.to(torch.float64), c.y.to(torch.float64), c.sigma_y)
         gen = torch.Generator().manual_seed(int(self.config.seed))
         z = torch.randn(means.shape, generator=gen, dtype=torch.float64)
@@ -529,7 +551,8 @@ class ExpectationMaximization:
             ema = result.ema_model
             if k < self.rounds:
                 samples = posterior_sample(ema, self.model.process, self.corruption, seed=int(self.config.seed) + 1000 * k,
-                                           solver=self.solver, steps=self.steps, cg_iters=self.cg_iters, progress=self.progress)
+                                           solver=self.solver, steps=self.steps, cg_iters=self.cg_iters, progress=self.progress,
+                                           prior_var=self.prior_var, max_level=self.max_level_factor * float(self.prior_var.mean().sqrt()))
             rec = EMRound(k, samples, time.process_time() - tic, result)
             if self.callback is not None:
                 self.callback(rec)

@@ -74,9 +74,9 @@ def generate_coupling(
     chunks = []
     starts = range(0, x1.shape[0], batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        from .._utils import progress_bar
 
-        starts = tqdm(starts, desc="coupling", unit="batch", dynamic_ncols=True)
+        starts = progress_bar(starts, desc="coupling", unit="batch", dynamic_ncols=True)
     for k in starts:
         out = sample(model, process, x1[k:k + batch_size], prediction="velocity", solver=solver, grid=euler_grid(steps))
         chunks.append(out.samples)
