@@ -53,7 +53,10 @@ the moment-matching posterior denoiser (:class:`PosteriorDenoiser`, MMPS, Rozet 
 
 (Tweedie's covariance ``Cov[x0 | xt] = s^2 J``; the linear system solved by conjugate gradients with
 vector-Jacobian products), run by :func:`sdeflow.sample` like any model, and trains the model on the
-samples with denoising score matching. ``sdeflow.inverse`` (being built beside this module) was
+samples with denoising score matching. Above two prior standard deviations of noise the EM rounds use
+``Cov[x0 | xt] ~ diag(s^2 v / (s^2 + v))`` with ``v`` the Gaussian fit's variances instead: there
+``s^2 J`` is a difference of ``O(1/alpha)`` terms that a learned network does not cancel (DiEM diverged
+in 8-D without it), and the exact covariance tends to the prior's as ``s`` grows. ``sdeflow.inverse`` (being built beside this module) was
 not available when this was written: the posterior step here is self-contained.
 """
 
