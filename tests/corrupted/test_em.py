@@ -59,3 +59,25 @@ def test_bad_corruptions_are_refused():
         LinearCorruption(torch.zeros(4, 2), torch.zeros(4, 3, 3), 0.01, (3,))
     with pytest.raises(ValueError, match="sigma_y"):
         LinearCorruption(torch.zeros(4, 3), torch.zeros(4, 3, 3), 0.0, (3,))
+
+
+def test_high_noise_covariance_is_exact_for_an_isotropic_gaussian_prior():
+    # Above max_level the step uses diag(s^2 v / (s^2 + v)), which is Cov[x0 | xt] exactly for a prior N(mu, v I):
+    # the denoiser then equals the closed form too (bound 1e-8), at a level where Tweedie's s^2 J is not used.
+    process = VP()
+    v = 0.3
+    prior = GaussianMixture([1.0], MU[None], stds=[v**0.5])
+    _, corruption = _masked(8, seed=3)
+    t = torch.full((8,), 0.8, dtype=torch.float64)
+    s = float(process.noise_level(t[0]))
+    assert s > 2.0
+    x_t = process.alpha(t[0]) * (MU + s * torch.randn(8, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64))
+    den = PosteriorDenoiser(prior.model(process, "eps"), process, corruption.y, corruption.A, corruption.sigma_y, cg_iters=3,
+                            prior_var=torch.full((3,), v, dtype=torch.float64), max_level=1.0)
+    got = den(x_t, t)
+    xt = x_t / process.alpha(t[0])
+    A, y, sy = corruption.A, corruption.y, corruption.sigma_y
+    prec = torch.eye(3, dtype=torch.float64) * (1 / v + 1 / s**2) + A.mT @ A / sy**2
+    rhs = MU / v + xt / s**2 + (A.mT @ y[..., None])[..., 0] / sy**2
+    want = torch.linalg.solve(prec, rhs[..., None])[..., 0]
+    assert torch.allclose(got, want, atol=1e-8, rtol=0), float((got - want).abs().max())
