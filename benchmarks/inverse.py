@@ -186,7 +186,9 @@ def _report(rows: list[dict], gauss: list[dict], command: str, factor: int, n: i
         probs = sorted({r["problem"] for r in sub})
         floors = [next(r["floor"] for r in sub if r["problem"] == p) for p in probs]
         fm, fh = _mean_ci(floors)
-        lines.append(f"### d = {d}, d_y = {dy} ({len(probs)} problems; floor {fm:.3f} +- {fh:.3f})")
+        parts = sorted({r["particles"] for r in sub if r["method"] == "mcgdiff" and r.get("particles")})
+        extra = f"; mcgdiff with {', '.join(map(str, parts))} particles" if parts else ""
+        lines.append(f"### d = {d}, d_y = {dy} ({len(probs)} problems; floor {fm:.3f} +- {fh:.3f}{extra})")
         lines.append("")
         lines.append("| method | steps | model calls | sliced W2 (mean +- 95 %) | ratio to floor | wall s |")
         lines.append("|---|---|---|---|---|---|")
