@@ -232,3 +232,24 @@ def test_vp_time_grid_is_the_ddpm_schedule_on_every_process():
     # So many steps that the spacing's last node would pass t_min: the t_min convention.
     ts = UniformVPTime()(vp, 2000)
     assert float(ts[-2]) == vp.t_min and float(ts[-1]) == 0.0
+
+
+def test_geometric_blend_mixes_two_grids_in_log_noise_level():
+    # GeometricBlend(a, b, w): a's ends, interior noise levels rho_a^(1-w) rho_b^w node by node; w = 0
+    # and w = 1 give a's and b's interior levels (to round-off through t_from_noise_level), w = 0.5
+    # their geometric mean. Bad w or non-grid parts are refused by name.
+    import pytest
+    from sdeflow.grids import GeometricBlend, UniformLogSNR, UniformVPTime
+    from sdeflow.processes import EDM
+
+    p = EDM()
+    a, b = UniformVPTime()(p, 8), UniformLogSNR()(p, 8)
+    for w, expect in ((0.0, p.noise_level(a[1:-1])), (1.0, p.noise_level(b[1:-1])),
+                      (0.5, (p.noise_level(a[1:-1]) * p.noise_level(b[1:-1])).sqrt())):
+        ts = GeometricBlend(UniformVPTime(), UniformLogSNR(), w)(p, 8)
+        assert ts[0] == a[0] and ts[-1] == a[-1] == 0.0 and ts.numel() == 9
+        torch.testing.assert_close(p.noise_level(ts[1:-1]), expect, rtol=1e-10, atol=0)
+    with pytest.raises(ValueError, match="w must be"):
+        GeometricBlend(UniformVPTime(), UniformLogSNR(), 1.5)
+    with pytest.raises(TypeError, match="b must be a TimeGrid"):
+        GeometricBlend(UniformVPTime(), "logsnr")

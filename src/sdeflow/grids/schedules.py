@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import TimeGrid
+from .base import TimeGrid, validate_ts
 
-__all__ = ["UniformT", "Karras", "UniformLogSNR", "Polynomial", "ByStepCount"]
+__all__ = ["UniformT", "Karras", "UniformLogSNR", "Polynomial", "ByStepCount", "GeometricBlend"]
 
 
 def _finite(value: torch.Tensor, what: str, t: float, cls: str) -> None:
@@ -178,3 +178,42 @@ class ByStepCount(TimeGrid):
 
     def __call__(self, process, steps: int) -> torch.Tensor:
         return self.pick(steps)(process, steps)
+
+
+@dataclass(frozen=True)
+class GeometricBlend(TimeGrid):
+    """Two grids mixed node by node in log noise level: ``rho_i = rho_a,i^(1-w) rho_b,i^w``.
+
+    Both grids are built for the same number of steps; the blend keeps ``a``'s first and last times
+    and mixes the interior noise levels (every interior time of both must have a finite, positive
+    noise level). ``GeometricBlend(UniformVPTime(), UniformLogSNR(), 0.5)`` lies halfway between the
+    DDPM schedule's grid (long steps at high noise and a long last step) and the log-SNR grid.
+    """
+
+    a: TimeGrid = None
+    b: TimeGrid = None
+    w: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("a", "b"):
+            if not isinstance(getattr(self, name), TimeGrid):
+                raise TypeError(f"{name} must be a TimeGrid; got {getattr(self, name)!r}")
+        if not isinstance(self.w, (int, float)) or isinstance(self.w, bool) or not 0.0 <= float(self.w) <= 1.0:
+            raise ValueError(f"w must be a number in [0, 1]; got {self.w!r}")
+
+    @property
+    def t_max(self):  # type: ignore[override]
+        return self.a.t_max
+
+    def _interior(self, process, t_max, t_min, n):
+        return self(process, n - 1)
+
+    def __call__(self, process, steps: int) -> torch.Tensor:
+        ta, tb = self.a(process, steps), self.b(process, steps)
+        if ta.numel() != tb.numel() or steps < 2:
+            return ta
+        ra, rb = process.noise_level(ta[1:-1]), process.noise_level(tb[1:-1])
+        w = float(self.w)
+        rho = torch.exp((1.0 - w) * torch.log(ra) + w * torch.log(rb))
+        ts = torch.cat([ta[:1], process.t_from_noise_level(rho), ta[-1:]])
+        return validate_ts(ts, process, name="GeometricBlend grid")
