@@ -320,7 +320,8 @@ def main(argv=None) -> int:
             raise SystemExit(f"--render needs {args.json} from an earlier run")
         report = json.loads(args.json.read_text())
         command = report.get("command", command)
-        figures = [f for f in (f"benchmarks/figures/few_step_ring2d.png", "benchmarks/figures/few_step_w2.png") if (ROOT / f).exists()]
+        # The bar chart is redrawn from the JSON (all problems); the ring's scatter needs the samples of a run.
+        figures = [f for f in ("benchmarks/figures/few_step_ring2d.png",) if (ROOT / f).exists()] + _figures(report, args.figures)
     else:
         report = run(args)
         figures = _figures(report, args.figures)
