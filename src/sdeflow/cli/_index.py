@@ -8,6 +8,7 @@ COMMANDS = [
     ('fokker-planck', 'analysis', 'evolve a 2-D target by Fokker-Planck forward and backward; GIFs and JSD over time'),
     ('compare', 'analysis', 'every distance between two sample files, each with its two-sample floor'),
     ('bench', 'bench', "run a benchmark of the repository's benchmarks/ folder"),
+    ('bridge', 'bridge', 'learn a Schrodinger bridge between two distributions (SB-CFM or DSBM-IMF)'),
     ('demo', 'demo', 'the main job: train a digits U-Net and a 2-D flow, sample them and an exact-score ring with several solvers, and draw the pictures (minutes on a CPU; --quick for a smoke run)'),
     ('distill', 'distill', 'distill a trained model into a one- or few-step sampler (consistency or progressive distillation)'),
     ('reflow', 'reflow', 'rectified flow with reflow and one-step distillation between two distributions'),
