@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["samplers", "family", "networks", "adapters", "sde", "adjoint", "training", "corrupted", "latent", "distributed", "few-step", "analysis", "inverse", "reliability"]
+ORDER = ["samplers", "family", "networks", "adapters", "sde", "adjoint", "training", "corrupted", "latent", "distributed", "few-step", "transport", "analysis", "inverse", "reliability"]
 TITLES = {
     "samplers": "Samplers: accuracy per model call against k-diffusion and diffusers",
     "family": "Samplers on the problem family: tuning and validation halves",
@@ -22,6 +22,7 @@ TITLES = {
     "latent": "Latent diffusion: digits in an autoencoder's latent space",
     "few-step": "Few-step generation: consistency models and distillation against exact teachers",
     "distributed": "Distributed training and sampling: 1 and 2 processes, communication on N GPUs",
+    "transport": "Transport: rectified flow with reflow, Schrodinger bridges",
     "analysis": "Likelihood and Fokker-Planck",
     "inverse": "Inverse problems: posterior methods against exact posteriors",
     "reliability": "Reliability: fuzzing every public entry point",

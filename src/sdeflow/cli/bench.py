@@ -22,6 +22,7 @@ __all__ = ["register", "find_benchmark", "BENCHMARKS"]
 BENCHMARKS = {
     "family": "sampler defaults on the tuning and validation family of exact-score mixtures",
     "networks": "samplers on the demo's trained networks (digits U-Net, moons flow) against peers",
+    "transport": "reflow's one-call goal, the [SF]2M 2-D table (OT-CFM, SB-CFM, DSBM-IMF, rectified flow) and DSBM's Gaussian bridge benchmark",
     "corrupted": "clean priors from noisy or masked Gaussian-mixture data (double Tweedie, SURE, DiEM) against clean and naive training",
     "latent": "a latent digits model (autoencoder + MLP) against the pixel U-Net: Frechet distance and CPU per sample at 10 calls",
     "corrupted_manifold": "DiEM's manifold protocol at reduced scale: Sinkhorn divergence to clean points after each EM round",

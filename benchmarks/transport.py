@@ -1,0 +1,350 @@
+"""Transport benchmarks: reflow's goal, the [SF]2M 2-D table, DSBM's Gaussian bridge benchmark.
+
+Usage (from the repository root; one thread per process on a shared machine)::
+
+    OMP_NUM_THREADS=1 python benchmarks/transport.py --quick          # small budgets, 2,000 points, 2 seeds
+    OMP_NUM_THREADS=1 python benchmarks/transport.py                  # the protocol: 10,000 points, 5 seeds
+    sdeflow bench transport --quick                                   # the same through the CLI
+
+Parts (``--parts``, default all):
+
+* ``reflow``: the whole pipeline ``run_reflow(rounds=2, distill=True)`` from N(0, I) to 8 gaussians,
+  timed (wall and process CPU seconds), with straightness and normalized path energy per stage, and the
+  exact W2 (POT) of 1-RF, 2-RF and the distilled model at ONE model call (one Euler step) and of 1-RF
+  with heun (40 calls). Goal (issue 13): 2-RF at one call W2 <= 0.42, straightness 5x lower, < 15 min.
+* ``table``: Tong et al. 2024 ([SF]2M, Table 2) 2-D protocol on N -> 8 gaussians, N -> moons and
+  moons -> 8 gaussians: OT-CFM, SB-CFM (ODE and SDE), DSBM-IMF and rectified flow rows, each with the
+  model calls used; exact W2 between generated and fresh target points, mean +- std over seeds.
+* ``dsbm``: DSBM's Gaussian benchmark (Shi et al. 2023): pi_0 = N(-0.1 1, I), pi_1 = N(0.1 1, I),
+  sigma = 1, 20 Euler-Maruyama steps; mean and variance of X_0 and the diagonal of Cov(X_0, X_1)
+  against the closed form (sdeflow.targets.GaussianBridge), and the KL of the learned forward
+  marginals (Gaussian fits) to the exact ones at t = 0.25, 0.5, 0.75.
+
+Results are appended as JSON lines to ``benchmarks/results/transport*.jsonl`` as they come (a partial
+run is kept); the report ``BENCHMARKS-transport.md`` and ``benchmarks/figures/transport_*.png`` are
+written from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBLEMS = {"N->8gaussians": ("noise", "8gaussians"), "N->moons": ("noise", "moons"), "moons->8gaussians": ("moons", "8gaussians")}
+PUBLISHED = {  # Tong et al. 2024, Table 2 (W2, mean +- std over 5 seeds), the rows we have counterparts of
+    ("N->8gaussians", "OT-CFM"): "1.262 +- 0.348", ("N->8gaussians", "SB-CFM"): "1.067 +- 0.107",
+    ("N->8gaussians", "RF (multi-step)"): "0.421 +- 0.071", ("N->moons", "OT-CFM"): "0.148 +- 0.013",
+    ("moons->8gaussians", "OT-CFM"): "1.385 +- 0.081", ("moons->8gaussians", "SB-CFM"): "1.255 +- 0.069",
+}
+DSBM_PUBLISHED_KL_D50 = 9.76e-3  # Shi et al. 2023, DSBM-IMF at d = 50
+
+
+def _env() -> dict:
+    return {"threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+            "load_average_1min": round(os.getloadavg()[0], 2)}
+
+
+def _side(name: str, n: int, seed: int) -> torch.Tensor | str:
+    from sdeflow.data import sample_toy
+
+    return "noise" if name == "noise" else sample_toy(name, n, seed)
+
+
+def _source_draw(name: str, n: int, seed: int) -> torch.Tensor:
+    from sdeflow.noise.rng import randn
+
+    return randn((n, 2), seeds=seed * 1_000_003) if name == "noise" else _side(name, n, 50_000 + seed)
+
+
+def _w2(x: torch.Tensor, target: str, seed: int, n: int) -> float:
+    from sdeflow.metrics import wasserstein2
+
+    return wasserstein2(x[:n], _side(target, n, 90_000 + seed))
+
+
+def _ode(model, x1: torch.Tensor, solver: str, steps: int) -> torch.Tensor:
+    from sdeflow.processes import Linear
+    from sdeflow.sample import sample
+    from sdeflow.transport import euler_grid
+
+    return sample(model, Linear(), x1, prediction="velocity", solver=solver, grid=euler_grid(steps)).samples
+
+
+def _append(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(json.dumps(record), flush=True)
+
+
+def run_reflow_part(args, path: Path) -> None:
+    from sdeflow.transport import ReflowConfig, run_reflow
+
+    b = args.budget
+    cfg = ReflowConfig(rounds=2, distill=True, steps=b["rf"], reflow_steps=b["rf"], distill_steps=b["rf"] // 2,
+                       n_pairs=b["pairs"], progress=False)
+    target = _side("8gaussians", 100_000, 0)
+    if args.reflow_dir is not None:
+        # Evaluate a finished run folder (e.g. of `sdeflow reflow --data 8gaussians --distill`): its report.json
+        # gives the configuration, stages and timings; the EMA models are loaded from the stages' checkpoints.
+        from sdeflow.transport import load_stage
+
+        saved = json.loads((args.reflow_dir / "report.json").read_text())
+        models = {st["stage"]: load_stage(args.reflow_dir, st["stage"]) for st in saved["stages"]}
+        wall = sum(st["seconds"] for st in saved["stages"])
+        cpu = args.reflow_cpu if args.reflow_cpu is not None else sum(st.get("cpu_seconds", float("nan")) for st in saved["stages"])
+        _append(path, {"part": "reflow", "config": saved["config"], "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+                       "stages": saved["stages"], "env": _env(), "run": str(args.reflow_dir)})
+    else:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = run_reflow(target, config=cfg)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        models = result.models
+        _append(path, {"part": "reflow", "config": {k: v for k, v in vars(cfg).items()}, "wall_seconds": round(wall, 1),
+                       "cpu_seconds": round(cpu, 1), "stages": result.stages, "env": _env()})
+    # The goal's row (2-RF, one call) on n_goal points (10,000: the protocol) for every seed first (a run cut short
+    # still has it); then the others on n points.
+    rows = {"2-RF": (models.get("rf2"), "euler", 1, args.n_goal), "1-RF": (models.get("rf1"), "euler", 1, args.n),
+            "2-RF distilled": (models.get("distill"), "euler", 1, args.n), "1-RF heun": (models.get("rf1"), "heun", 20, args.n)}
+    rows = {name: row for name, row in rows.items() if row[0] is not None}  # a run folder may lack the distilled stage
+    for name, (model, solver, steps, n) in rows.items():
+        for seed in range(args.seeds):
+            x = _ode(model, _source_draw("noise", n, 1000 + seed), solver, steps)
+            calls = steps * (2 if solver == "heun" else 1)
+            t0 = time.process_time()
+            w2 = _w2(x, "8gaussians", seed, n)
+            _append(path, {"part": "reflow-w2", "method": name, "nfe": calls, "seed": seed, "n": n, "w2": w2,
+                           "w2_cpu_seconds": round(time.process_time() - t0, 1)})
+            if seed == 0:
+                _scatter(x, f"transport_reflow_{name.replace(' ', '_')}.png", f"{name}, {calls} call(s)")
+
+
+def run_table_part(args, path: Path) -> None:
+    from sdeflow.nn import MLP
+    from sdeflow.processes import Linear
+    from sdeflow.training import DiffusionModel, TrainConfig, Trainer
+    from sdeflow.transport import PairedFlowMatching, ReflowConfig, pack_pairs, run_reflow
+    from sdeflow.transport.bridges import BridgeConfig, run_dsbm, simulate_bridge, train_sbcfm
+
+    b = args.budget
+    for problem in args.problems:
+        src_name, tgt_name = PROBLEMS[problem]
+        target = _side(tgt_name, 100_000, 0)
+        source = _side(src_name, 100_000, 1) if src_name != "noise" else _source_draw("noise", 100_000, 777)
+        models = {}
+        t0 = time.process_time()
+        # OT-CFM: exact minibatch OT pairs, straight-line regression.
+        net = MLP((2,), 256, 3, seed=0)
+        model = DiffusionModel(net, Linear(), "velocity")
+        tr = Trainer(model, PairedFlowMatching(coupling="exact"), pack_pairs(target, source),
+                     config=TrainConfig(steps=b["table"], batch_size=256, progress=False, label_dropout=0.0))
+        models["OT-CFM"] = ("ode", tr.fit().ema_model.eval(), process_cpu(t0))
+        t0 = time.process_time()
+        sb = train_sbcfm(target, source, BridgeConfig(sigma=args.sigma, steps=b["table"], progress=False))
+        models["SB-CFM"] = ("sbcfm", sb, process_cpu(t0))
+        t0 = time.process_time()
+        dsbm = run_dsbm(target, source, BridgeConfig(sigma=args.sigma, steps=b["table"] // 2, iterations=2,
+                                                     n_pairs=b["pairs"], progress=False))
+        models["DSBM-IMF"] = ("dsbm", dsbm, process_cpu(t0))
+        t0 = time.process_time()
+        rf = run_reflow(target, source if src_name != "noise" else "noise",
+                        config=ReflowConfig(rounds=2, distill=True, steps=b["table"], reflow_steps=b["table"],
+                                            distill_steps=b["table"] // 2, n_pairs=b["pairs"], progress=False))
+        models["reflow"] = ("rf", rf, process_cpu(t0))
+        for seed in range(args.seeds):
+            x1 = _source_draw(src_name, args.n, 2000 + seed)
+            rows = []
+            for name, (kind, obj, cpu) in models.items():
+                if kind == "ode":
+                    rows.append((name + " (heun)", _ode(obj, x1, "heun", 20), 40, cpu))
+                elif kind == "sbcfm":
+                    rows.append(("SB-CFM ODE (heun)", _ode(obj.velocity_model, x1, "heun", 20), 40, cpu))
+                    rows.append(("SB-CFM SDE (Euler-Maruyama)", simulate_bridge(obj.sde("backward"), x1, steps=100, seed=seed), 200, cpu))
+                elif kind == "dsbm":
+                    rows.append(("DSBM-IMF SDE (Euler-Maruyama)", simulate_bridge(obj.sde("backward"), x1, steps=100, seed=seed), 100, cpu))
+                else:
+                    rows.append(("1-RF (heun)", _ode(obj.models["rf1"], x1, "heun", 20), 40, cpu))
+                    rows.append(("2-RF (one step)", _ode(obj.models["rf2"], x1, "euler", 1), 1, cpu))
+                    rows.append(("2-RF distilled (one step)", _ode(obj.models["distill"], x1, "euler", 1), 1, cpu))
+            for name, x, nfe, cpu in rows:
+                _append(path, {"part": "table", "problem": problem, "method": name, "nfe": nfe, "seed": seed, "n": args.n,
+                               "train_cpu_seconds": round(cpu, 1), "w2": _w2(x, tgt_name, seed, args.n)})
+                if seed == 0:
+                    _scatter(x, f"transport_{problem.replace('->', '_to_')}_{name.split(' ')[0]}.png", f"{problem}: {name}")
+
+
+def process_cpu(t0: float) -> float:
+    return time.process_time() - t0
+
+
+def _gauss_kl(m_a, c_a, m_b, c_b) -> float:
+    """KL(N(m_a, c_a) || N(m_b, c_b)) in float64."""
+    d = m_a.shape[0]
+    inv_b = torch.linalg.inv(c_b)
+    diff = (m_b - m_a).reshape(-1, 1)
+    return 0.5 * float(torch.trace(inv_b @ c_a) + (diff.T @ inv_b @ diff).squeeze() - d
+                       + torch.logdet(c_b) - torch.logdet(c_a))
+
+
+def run_dsbm_part(args, path: Path) -> None:
+    from sdeflow.sdes import sdeint
+    from sdeflow.targets import GaussianBridge
+    from sdeflow.transport.bridges import BridgeConfig, run_dsbm, simulate_bridge
+
+    b = args.budget
+    for d in args.dims:
+        br = GaussianBridge(-0.1 * torch.ones(d), 1.0, 0.1 * torch.ones(d), 1.0, sigma=1.0)
+        x0, _ = br.sample(b["pairs"], seeds=0)
+        _, x1 = br.sample(b["pairs"], seeds=10**7)
+        wall, cpu = time.perf_counter(), time.process_time()
+        res = run_dsbm(x0, x1, BridgeConfig(steps=b["dsbm"], iterations=b["dsbm_iterations"], n_pairs=b["pairs"], width=b["dsbm_width"],
+                                            depth=2, progress=False))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        a0, a1 = br.sample(10_000, seeds=5 * 10**7)
+        x0_hat = simulate_bridge(res.sde("backward"), a1, steps=20, seed=1)
+        cov = ((x0_hat - x0_hat.mean(0)) * (a1 - a1.mean(0))).mean(0).double()
+        with torch.no_grad():
+            traj = sdeint(res.sde("forward"), a0, [0.0, 0.25, 0.5, 0.75, 1.0], method="euler_maruyama", dt=1 / 20, seed=2)
+        kls = {}
+        for k, t in ((1, 0.25), (2, 0.5), (3, 0.75)):
+            xt = traj[k].double()
+            m, c = br.marginal(t)
+            kls[str(t)] = _gauss_kl(xt.mean(0), torch.cov(xt.T), m, c)
+        _append(path, {"part": "dsbm", "d": d, "mean_x0": float(x0_hat.mean()), "var_x0": float(x0_hat.double().var(0).mean()),
+                       "cov_diag": float(cov.mean()), "cov_diag_exact": float(br.cross_covariance()[0, 0]), "kl": kls,
+                       "train_wall_seconds": round(wall, 1), "train_cpu_seconds": round(cpu, 1), "env": _env()})
+
+
+def _scatter(x: torch.Tensor, name: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = ROOT / "benchmarks" / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(3.2, 3.2))
+    pts = x[:3000].double().numpy()
+    ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.4)
+    ax.set_title(title, fontsize=8)
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=100)
+    plt.close(fig)
+
+
+def _ms(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} +- {statistics.stdev(values):.3f}"
+
+
+def write_report(path: Path, report: Path, command: str) -> None:
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    lines = ["## Transport: reflow, Schrodinger bridges (sdeflow.transport)", "",
+             f"Commands: {command} (results: `{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`). Machine: 2 CPU cores shared with up to 8 other "
+             "engineers' jobs (load average 12-29 during these runs); one torch thread. Wall seconds on this loaded machine "
+             "are several times the process CPU seconds, which are what a dedicated core would take.", ""]
+    runs = [r for r in records if r["part"] == "reflow"]
+    if runs:
+        run = runs[-1]
+        lines += ["### Rectified flow with reflow: N(0, I) -> 8 gaussians", "",
+                  f"Whole pipeline (1-RF {run['config']['steps']} steps, coupling of {run['config']['n_pairs']} pairs by "
+                  f"{run['config']['solver']} with {run['config']['solver_steps']} steps, 2-RF {run['config']['reflow_steps']} steps, "
+                  f"distillation {run['config']['distill_steps']} steps): **{run['wall_seconds']} s wall, {run['cpu_seconds']} s "
+                  f"CPU** (load average {run['env']['load_average_1min']} when the record was written).", "",
+                  "| stage | straightness S | normalized path energy | CPU s |", "| --- | --- | --- | --- |"]
+        for st in run["stages"]:
+            lines.append(f"| {st['stage']} | {st['straightness']:.4g} | {st['normalized_path_energy']:.4g} | {st.get('cpu_seconds', '')} |")
+        s = {st["stage"]: st["straightness"] for st in run["stages"]}
+        if "rf1" in s and "rf2" in s:
+            lines += ["", f"Straightness falls {s['rf1'] / max(s['rf2'], 1e-300):.0f}-fold from 1-RF to 2-RF (goal: >= 5)."]
+        w = {}
+        for r in records:
+            if r["part"] == "reflow-w2":
+                w.setdefault((r["method"], r["nfe"], r["n"]), []).append(r["w2"])
+        lines += ["", "| model | model calls | exact W2 (mean +- std over seeds) | seeds | points |", "| --- | --- | --- | --- | --- |"]
+        for (m, nfe, n), v in w.items():
+            lines.append(f"| {m} | {nfe} | {_ms(v)} | {len(v)} | {n} |")
+        lines += ["", "Goal: 2-RF at one call W2 <= 0.42 (Tong et al.'s multi-step rectified-flow row: 0.421 +- 0.071).",
+                  "Figures: `benchmarks/figures/transport_reflow_*.png`.", ""]
+    table = {}
+    for r in records:
+        if r["part"] == "table":
+            table.setdefault((r["problem"], r["method"], r["nfe"], r["n"]), []).append(r["w2"])
+    if table:
+        lines += ["### The [SF]2M 2-D protocol (Tong et al. 2024, Table 2)", "",
+                  "| problem | method | model calls | exact W2 | seeds | points | published |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for (p, m, nfe, n), v in table.items():
+            pub = PUBLISHED.get((p, m.split(" (")[0].split(" ODE")[0].split(" SDE")[0]), "")
+            lines.append(f"| {p} | {m} | {nfe} | {_ms(v)} | {len(v)} | {n} | {pub} |")
+        lines.append("")
+    ds = [r for r in records if r["part"] == "dsbm"]
+    if ds:
+        lines += ["### DSBM's Gaussian bridge benchmark (Shi et al. 2023)", "",
+                  "pi_0 = N(-0.1 1, I), pi_1 = N(0.1 1, I), sigma = 1, 10,000 test samples, 20 Euler-Maruyama steps; exact: mean "
+                  "-0.1, variance 1, Cov diagonal (sqrt(5) - 1)/2 = 0.618. KL of Gaussian fits of the learned forward marginals "
+                  f"to the exact ones; DSBM-IMF's published d = 50 figure: {DSBM_PUBLISHED_KL_D50}.", "",
+                  "| d | mean X0 | var X0 | Cov diag | KL t=0.25 | KL t=0.5 | KL t=0.75 | train CPU s | train wall s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in ds:
+            k = r["kl"]
+            lines.append(f"| {r['d']} | {r['mean_x0']:.4f} | {r['var_x0']:.4f} | {r['cov_diag']:.4f} | {k['0.25']:.3g} | "
+                         f"{k['0.5']:.3g} | {k['0.75']:.3g} | {r['train_cpu_seconds']} | {r['train_wall_seconds']} |")
+        lines.append("")
+    report.write_text("\n".join(lines) + "\n")
+    print(f"wrote {report}")
+
+
+BUDGETS = {
+    "quick": {"rf": 1500, "pairs": 10_000, "table": 1000, "dsbm": 300, "dsbm_iterations": 2, "dsbm_width": 128},
+    "full": {"rf": 3000, "pairs": 20_000, "table": 3000, "dsbm": 1000, "dsbm_iterations": 3, "dsbm_width": 256},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small budgets, 2,000 evaluation points, 2 seeds")
+    p.add_argument("--parts", nargs="+", choices=("reflow", "table", "dsbm"), default=["reflow", "table", "dsbm"])
+    p.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), default=None)
+    p.add_argument("--dims", nargs="+", type=int, default=None, help="DSBM benchmark dimensions (default 5 20 50; quick: 5)")
+    p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--n", type=int, default=None, help="evaluation points (exact W2 is cubic in it)")
+    p.add_argument("--n-goal", type=int, default=10_000, help="evaluation points of the goal's row (2-RF at one call)")
+    p.add_argument("--sigma", type=float, default=1.0, help="SB-CFM / DSBM reference diffusion on the 2-D problems")
+    p.add_argument("--results", type=Path, default=None, help="JSON lines file (default benchmarks/results/transport[-quick].jsonl)")
+    p.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS-transport.md")
+    p.add_argument("--report-only", action="store_true", help="rewrite the report from the results file")
+    p.add_argument("--commands", default=None, help="with --report-only: the commands that produced the results, for the report")
+    p.add_argument("--reflow-dir", type=Path, default=None,
+                   help="evaluate this finished reflow run folder (rf1, rf2, distill) instead of training one in the reflow part")
+    p.add_argument("--reflow-cpu", type=float, default=None,
+                   help="the process CPU seconds of that run, when its report.json has no cpu_seconds (measured outside, e.g. by ps)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    args.budget = BUDGETS["quick" if args.quick else "full"]
+    args.seeds = args.seeds or (2 if args.quick else 5)
+    args.n = args.n or (2000 if args.quick else 10_000)
+    args.problems = args.problems or (["N->8gaussians"] if args.quick else sorted(PROBLEMS))
+    args.dims = args.dims or ([5] if args.quick else [5, 20, 50])
+    path = args.results or ROOT / "benchmarks" / "results" / ("transport-quick.jsonl" if args.quick else "transport.jsonl")
+    command = "OMP_NUM_THREADS=1 python benchmarks/transport.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if not args.report_only:
+        for part in args.parts:
+            {"reflow": run_reflow_part, "table": run_table_part, "dsbm": run_dsbm_part}[part](args, path)
+    write_report(path, args.report, args.commands or command.strip())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
