@@ -233,4 +233,10 @@ def progress_bar(iterable: Iterable[Any] | None = None, *, disable: bool = False
     if not (callable(isatty) and isatty()):
         kwargs.setdefault("mininterval", NON_TTY_INTERVAL)
         kwargs.setdefault("maxinterval", max(NON_TTY_INTERVAL, 10.0))
-    return tqdm(iterable, disable=disable or _progress_off, **kwargs)
+    bar = tqdm(iterable, disable=disable or _progress_off, **kwargs)
+    if "mininterval" in kwargs and kwargs["mininterval"] >= NON_TTY_INTERVAL:
+        # set_postfix/set_description redraw at once by default, which would bypass the interval.
+        postfix, description = bar.set_postfix, bar.set_description
+        bar.set_postfix = lambda *a, **k: postfix(*a, **{**k, "refresh": False})
+        bar.set_description = lambda *a, **k: description(*a, **{**k, "refresh": False})
+    return bar
