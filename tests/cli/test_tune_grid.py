@@ -75,7 +75,7 @@ def test_sample_grid_file_samples_on_exactly_those_times(grid_file, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--process", "vp"], "was tuned for process edm(sigma_min=0.002, sigma_max=80.0), not vp"),
     (["--solver", "ipndm"], "was tuned for solver 'dpm_solver_pp_2m'"),
-    (["-o", "order=1"], "with options {'order': 2, 'eta': 0.0}, not 'dpm_solver_pp_2m' with {'order': 1"),
+    (["-o", "order=1"], "with options {'order': 2, 'eta': 0.0, 'solver_type': 'heun'}, not 'dpm_solver_pp_2m' with {'order': 1"),
     (["--nfe", "8"], "was tuned for nfe=6; got --nfe 8"),
     (["--steps", "5"], "has 6 steps; got --steps 5"),
 ])

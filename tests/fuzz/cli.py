@@ -454,6 +454,43 @@ BRIDGE = [
 ]
 
 
+def _distill(draw) -> dict:
+    return {"_cmd": "distill", "--teacher": str(workspace() / "run"), "--method": draw(st.sampled_from(("cd", "pd"))),
+            "--steps": "2", "--batch-size": "8", "--rounds": "1", "--start-steps": "4", "--eval-n": "16", "--quiet": True,
+            "--out": _fresh("distill")}
+
+
+DISTILL = [
+    Mutation("--method", "--method unknown", lambda kw: "nope"), *_ints("--steps"), *_ints("--batch-size"), *_floats("--lr"),
+    *_ints("--rounds"), Mutation("--teacher", "--teacher missing", lambda kw: str(workspace() / "missing-run")),
+    Mutation("--teacher", "--teacher a text file", lambda kw: str(workspace() / "text.txt")), *_out_folder(),
+]
+
+
+def _train_autoencoder(draw) -> dict:
+    return {"_cmd": "train-autoencoder", "--data": "digits", "--steps": "2", "--batch-size": "8", "--channels": "4",
+            "--quiet": True, "--out": _fresh("autoencoder")}
+
+
+TRAIN_AUTOENCODER = [
+    *_ints("--steps"), *_ints("--batch-size"), *_floats("--lr"), *_ints("--channels"),
+    Mutation("--kl-weight", "--kl-weight negative", lambda kw: "-0.5"), _name("--data"), *_out_folder(),
+]
+
+
+def _restore(draw) -> dict:
+    # The workspace's run is a 2-D vector model: restore refuses it (it restores images); every case is a clear error.
+    return {"_cmd": "restore", "--ckpt": str(workspace() / "run"), "--task": draw(st.sampled_from(("inpaint", "denoise"))),
+            "--method": "ddrm", "--nfe": "4", "--n": "2", "--samples": "1", "--quiet": True, "--out": _fresh("restore")}
+
+
+RESTORE = [
+    Mutation("--method", "--method unknown", lambda kw: "nope"), *_ints("--nfe"), *_ints("--n"), *_ints("--samples"),
+    *_floats("--noise-std", zero_ok=True), Mutation("--ckpt", "--ckpt missing", lambda kw: str(workspace() / "missing-run")),
+    Mutation("--input", "--input a text file", lambda kw: str(workspace() / "text.txt")), *_out_folder(),
+]
+
+
 CLI_ENTRIES: dict[str, Entry] = {e.name: e for e in (
     _entry("sample", _sample, SAMPLE),
     _entry("simulate", _simulate, SIMULATE),
@@ -469,5 +506,8 @@ CLI_ENTRIES: dict[str, Entry] = {e.name: e for e in (
     _entry("bench", _bench, BENCH, valid_share=0.0),
     _entry("reflow", _reflow, REFLOW, valid_share=0.1),
     _entry("bridge", _bridge, BRIDGE, valid_share=0.1),
+    _entry("distill", _distill, DISTILL, valid_share=0.1),
+    _entry("train-autoencoder", _train_autoencoder, TRAIN_AUTOENCODER, valid_share=0.1),
+    _entry("restore", _restore, RESTORE, valid_share=0.0),
 )}
 """The commands; ``demo`` and ``bench`` only with bad input (their valid runs take tens of seconds)."""

@@ -77,7 +77,7 @@ def run_distill(args: argparse.Namespace) -> int:
     from ..distill.evaluation import evaluate_few_step
     from ._common import emit
     from ..distill.runs import student_from_teacher, teacher_data
-    from ..grids import UniformLogSNR
+    from ..grids import UniformLogSNR, UniformT
     from ..training import TrainConfig, Trainer, check_device, check_run_dir, load_checkpoint_model
     from ._common import check_writable, reading
 
@@ -128,7 +128,9 @@ def run_distill(args: argparse.Namespace) -> int:
         rounds = args.rounds if args.rounds is not None else max(1, n.bit_length() - 1)
         if n % (2**rounds):
             raise ValueError(f"--start-steps {n} cannot be halved --rounds {rounds} times; use a multiple of {2**rounds}")
-        ts = UniformLogSNR()(process, n)
+        # Uniform in log-SNR (DDIM's natural grid); uniform in t where the log-SNR is infinite at T (rectified flow).
+        finite = bool(torch.isfinite(process.log_snr(torch.tensor(process.T, dtype=torch.float64))))
+        ts = (UniformLogSNR() if finite else UniformT())(process, n)
         out = progressive_distillation(teacher, x, ts, rounds=rounds, config=config, out_dir=args.out, resume=args.resume,
                                        overwrite=args.overwrite, data_info=info)
         summary["rounds"] = [{"steps": r.steps, "train_steps": r.train_steps, "cpu_seconds": round(r.cpu_seconds, 1),

@@ -89,6 +89,10 @@ def run_restore(args: argparse.Namespace) -> int:
     from ..training.checkpoint import load_checkpoint_model
     from ._common import emit, parse_options, prepare_out_dir, write_json
 
+    from ..inverse import available_methods
+
+    if args.method not in available_methods():
+        raise ValueError(f"--method must be one of {', '.join(sorted(available_methods()))}; got {args.method!r}")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0; got {args.seed}")
     if args.noise_std is not None and not (args.noise_std >= 0 and args.noise_std < float("inf")):

@@ -191,7 +191,6 @@ def run_train(args: argparse.Namespace) -> int:
         evaluator = VectorEvaluator(source.heldout, source.transform(), solver=args.eval_solver, steps=args.eval_steps)
     else:
         evaluator = None
-        evaluator = None
     if args.objective in ("ct", "ect"):  # consistency models (sdeflow.distill); sample with solver "consistency"
         from ..distill.runs import consistency_objective
 
