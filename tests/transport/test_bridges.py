@@ -106,6 +106,16 @@ def test_bridge_command_runs_and_reports(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["w2_sde"] > 0 and report["w2_ode"] > 0
     assert np.load(out / "samples.npz")["sde"].shape == (100, 2)
+    # A second run into the same folder is refused before any work (exit 2, the clash and --overwrite named),
+    # and the first run's files are left as they were.
+    before = (out / "report.json").read_bytes()
+    argv = ["bridge", "--method", "sbcfm", "--source", "noise", "--target", "moons", "--steps", "5", "--width", "8",
+            "--depth", "1", "--n-data", "300", "--eval", "100", "--sde-steps", "5", "--out", str(out), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "report.json" in err and "--overwrite" in err
+    assert (out / "report.json").read_bytes() == before
+    assert main(argv + ["--overwrite"]) == 0
 
 
 @pytest.mark.parametrize(

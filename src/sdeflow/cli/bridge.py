@@ -9,6 +9,7 @@ ODE) and reports the exact W2 to held-out target samples.
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 from .train import _positive_int  # the one integer-flag parser of the training commands
@@ -47,6 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--eval", type=_positive_int, default=2000, metavar="N", help="held-out samples carried and compared")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     p.add_argument("--out", type=Path, required=True, help="output folder (samples.npz, report.json)")
+    p.add_argument("--overwrite", action="store_true", help="replace samples.npz and report.json in --out")
     add_json_option(p)
     p.set_defaults(func=run_bridge_command)
 
@@ -79,19 +81,18 @@ def run_bridge_command(args: argparse.Namespace) -> int:
     from ..sample import sample
     from ..transport import euler_grid
     from ..transport.bridges import BridgeConfig, run_dsbm, simulate_bridge, train_sbcfm
-    from ._common import check_writable, emit, write_json
+    from .._utils import atomic_write_bytes
+    from ._common import emit, prepare_out_dir, write_json
 
     quiet = bool(getattr(args, "quiet", False))
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0; got {args.seed}")
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a file; expected a folder")
-    check_writable(args.out, "--out")
     if args.target == "noise":
         raise ValueError("--target noise: the target is data (t = 0); put the noise on --source")
     config = BridgeConfig(sigma=args.sigma, steps=args.steps, iterations=args.iterations, batch_size=args.batch_size,
                           lr=args.lr, width=args.width, depth=args.depth, n_pairs=args.n_pairs, seed=args.seed,
                           progress=not quiet)
+    out = prepare_out_dir(args.out, "bridge", ["samples.npz", "report.json"], args.overwrite)
     x0, held0 = _load(args.target, "--target", args.n_data, args.seed)
     x1, held1 = _load(args.source, "--source", args.n_data, args.seed + 1, tuple(x0.shape[1:]))
     if x0.shape[1:] != x1.shape[1:]:
@@ -114,8 +115,9 @@ def run_bridge_command(args: argparse.Namespace) -> int:
     samples["sde"] = simulate_bridge(result.sde("backward"), start, steps=args.sde_steps, seed=args.seed)
     for kind, x in samples.items():
         report[f"w2_{kind}"] = wasserstein2(x, ref)
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out / "samples.npz", **{k: v.numpy() for k, v in samples.items()}, source=start.numpy())
-    write_json(args.out / "report.json", report)
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v.numpy() for k, v in samples.items()}, source=start.numpy())
+    atomic_write_bytes(out / "samples.npz", buf.getvalue())
+    write_json(out / "report.json", report)
     emit(args, report, json.dumps(report, indent=2))
     return 0
