@@ -83,6 +83,21 @@ class SampleResult:
     x0_trajectory: torch.Tensor | None = None
 
 
+
+def check_budget(steps: int | None, nfe: int | None) -> None:
+    """Validate a sampling budget: ``steps`` or ``nfe`` (not both), each a positive int of at most
+    :data:`MAX_STEPS`. Shared by :func:`sample` and :func:`sdeflow.inverse.posterior_sample`."""
+    if steps is not None:
+        check_int(steps, "steps")
+        if steps > MAX_STEPS:
+            raise ValueError(f"steps={steps} exceeds the bound of {MAX_STEPS} steps (2**22); sampling needs far fewer")
+    if nfe is not None:
+        check_int(nfe, "nfe")
+        if nfe > MAX_STEPS:
+            raise ValueError(f"nfe={nfe} exceeds the bound of {MAX_STEPS} model calls (2**22); sampling needs far fewer")
+        if steps is not None:
+            raise ValueError("give either steps or nfe, not both")
+
 def default_solver(steps: int) -> Solver:
     """The default configuration's solver for ``steps`` steps: UniPC (bh2, with corrector) of order 2
     up to :data:`DEFAULT_LOW_ORDER_MAX_STEPS` steps, of order 3 above (one model call per step, so
@@ -281,16 +296,7 @@ def sample(
                 raise ValueError("prediction is required: one of 'eps', 'x0', 'v', 'score', 'velocity'")
         check_prediction(prediction)
         denoiser = Denoiser(model, process, prediction, check_finite=check_finite)
-    if steps is not None:
-        check_int(steps, "steps")
-        if steps > MAX_STEPS:
-            raise ValueError(f"steps={steps} exceeds the bound of {MAX_STEPS} steps (2**22); sampling needs far fewer")
-    if nfe is not None:
-        check_int(nfe, "nfe")
-        if nfe > MAX_STEPS:
-            raise ValueError(f"nfe={nfe} exceeds the bound of {MAX_STEPS} model calls (2**22); sampling needs far fewer")
-        if steps is not None:
-            raise ValueError("give either steps or nfe, not both")
+    check_budget(steps, nfe)
     if solver is None and not solver_options:
         n_default = _default_step_count(grid, steps, nfe)
         solver_obj = default_solver(n_default)

@@ -20,7 +20,7 @@ from ..grids.base import Explicit
 from ..models.denoiser import Denoiser
 from ..models.parameterization import check_prediction
 from ..processes.base import DiffusionProcess
-from ..sample import MAX_STEPS, SampleResult
+from ..sample import SampleResult, check_budget
 from .base import InverseProblem, PosteriorMethod, get_method
 from .operators import Operator
 
@@ -133,17 +133,9 @@ def posterior_sample(
     pop = (particles or n_samples) if meth.particle else n_samples
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32 or torch.float64; got {dtype}")
-    if steps is not None and nfe is not None:
-        raise ValueError("give either steps or nfe, not both")
+    check_budget(steps, nfe)
     steps_given = steps is not None
-    if steps is not None:
-        check_int(steps, "steps")
-        if steps > MAX_STEPS:
-            raise ValueError(f"steps={steps} exceeds the bound of {MAX_STEPS} steps")
     if nfe is not None:
-        check_int(nfe, "nfe")
-        if nfe > MAX_STEPS:
-            raise ValueError(f"nfe={nfe} exceeds the bound of {MAX_STEPS} model calls")
         steps = meth.steps_for_nfe(nfe)
     if steps is None:
         steps = DEFAULT_STEPS
