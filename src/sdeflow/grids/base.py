@@ -82,28 +82,21 @@ class TimeGrid(ABC):
             raise ValueError(f"t_max={t_max} lies beyond the end of the process T={process.T}")
         if self.final not in ("t_min", "spacing"):
             raise ValueError(f"final must be 't_min' or 'spacing'; got {self.final!r}")
-        spaced = None
         if self.final == "spacing" and self.to_zero and steps > 1:
-            spaced = self._spaced_to_zero(process, t_max, steps)
-            if float(spaced[-2]) < t_min:
-                spaced = None  # so many steps that the spacing's last node passes t_min: the t_min convention
-        if spaced is not None:
-            ts = spaced
-            ts[-1] = 0.0
-        elif self.to_zero:
+            ts = self._spaced_to_zero(process, t_max, steps)
+            if float(ts[-2]) >= t_min:  # else so many steps that the spacing passes t_min: the t_min convention
+                ts[0], ts[-1] = t_max, 0.0
+                return validate_ts(ts, process, name=f"{type(self).__name__} grid")
+        if self.to_zero:
             if steps == 1:
                 ts = torch.tensor([t_max, 0.0], dtype=torch.float64)
             else:
                 ts = torch.cat([self._interior(process, t_max, t_min, steps), torch.zeros(1, dtype=torch.float64)])
+                ts[-2] = t_min
         else:
             ts = self._interior(process, t_max, t_min, steps + 1)
-        ts[0] = t_max  # exact ends, whatever the round trip through log-SNR did
-        if spaced is not None:
-            pass
-        elif self.to_zero and steps > 1:
-            ts[-2] = t_min
-        elif not self.to_zero:
             ts[-1] = t_min
+        ts[0] = t_max  # exact ends, whatever the round trip through log-SNR did
         return validate_ts(ts, process, name=f"{type(self).__name__} grid")
 
 
