@@ -115,6 +115,14 @@ class Objective:
             f"weighting={self.weighting.name!r}, time_sampler={self.time_sampler.name!r}, coupling={self.coupling.name!r})"
         )
 
+    def draw_noise(self, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The path's noise ``eps`` for data ``x0``: standard normal of ``x0``'s shape, dtype and device.
+
+        A subclass whose data lives on a linear subspace overrides it with the subspace's standard
+        normal (e.g. coordinates of atoms with zero centre of mass).
+        """
+        return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=generator.device).to(x0.device)
+
     def loss(
         self,
         model: Callable[..., torch.Tensor],
@@ -145,7 +153,7 @@ class Objective:
         # Times are rounded to the state's dtype first, so that the model and the target see one t.
         t = self.time_sampler.sample(self.process, n, generator).to(x0.device)
         t = t.to(x0.dtype).to(torch.float64)
-        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=generator.device).to(x0.device)
+        eps = self.draw_noise(x0, generator)
         i, j = self.coupling(x0, eps, generator)
         x0, eps = x0[i], eps[j]
         if labels is not None:
