@@ -12,11 +12,13 @@ from typing import Any
 
 from torch import nn
 
+from .egnn import EGNN
 from .embeddings import EMBEDDINGS, FourierFeatures, LabelEmbedding, SinusoidalEmbedding, TimeEmbedding, seeded_init
 from .mlp import MLP
 from .unet import UNet
 
 __all__ = [
+    "EGNN",
     "MLP",
     "UNet",
     "SinusoidalEmbedding",
@@ -29,12 +31,12 @@ __all__ = [
     "seeded_init",
 ]
 
-NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "unet": UNet}
+NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "unet": UNet, "egnn": EGNN}
 """Network classes by name (their ``kind``)."""
 
 
 def build(kind: str, config: dict[str, Any]) -> nn.Module:
-    """Rebuild a network from its ``kind`` (``mlp``, ``unet``) and ``config()`` dict."""
+    """Rebuild a network from its ``kind`` (``mlp``, ``unet``, ``egnn``) and ``config()`` dict."""
     if kind not in NETWORKS:
         raise ValueError(f"unknown network kind {kind!r}; expected one of {sorted(NETWORKS)}")
     try:
