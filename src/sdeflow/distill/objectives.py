@@ -193,7 +193,8 @@ class ConsistencyDistillation(ConsistencyObjective):
         weighting: ``"uniform"`` (``lambda = 1``, the CD paper) or ``"ict"`` (``1/(s_{n+1} - s_n)``).
         ema_target: default ``True`` (the CD paper's target network, ``mu = TrainConfig.ema_decay``).
         teacher_path: where the teacher came from (stored in the config; for a checkpoint's resume).
-        Other arguments: :class:`ConsistencyObjective`.
+
+    The other arguments are those of :class:`ConsistencyObjective`.
     """
 
     name = "cd"

@@ -124,7 +124,7 @@ class BridgeConfig:
         batch_size, lr, ema_decay, width, depth: trainer and MLP options.
         sim_steps, method: steps and SDE solver of DSBM's coupling simulations.
         n_pairs: size of each simulated coupling.
-        seed, progress.
+        seed, progress: the seed of the networks, the fits and the simulations; whether to show progress bars.
     """
 
     sigma: float = 1.0
