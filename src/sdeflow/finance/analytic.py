@@ -1,5 +1,6 @@
-"""Closed forms: Black-Scholes price and Greeks, the CIR zero-coupon bond, Ornstein-Uhlenbeck moments,
-and the Heston price by integration of the characteristic function.
+"""Closed forms: Black-Scholes price, Greeks and implied volatility, the CIR zero-coupon bond,
+Ornstein-Uhlenbeck moments, the Heston price by integration of the characteristic function, and
+Hagan's SABR implied-volatility approximation.
 
 All in float64 torch (no scipy): arguments may be floats or tensors (broadcast together).
 """
@@ -12,7 +13,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["BSGreeks", "black_scholes", "black_scholes_greeks", "cir_bond", "heston_price", "ou_moments"]
+__all__ = [
+    "BSGreeks", "black_scholes", "black_scholes_greeks", "cir_bond", "heston_price", "implied_vol", "ou_moments",
+    "sabr_implied_vol",
+]
 
 F64 = torch.float64
 
@@ -207,3 +211,75 @@ def heston_price(s0, strike, maturity, r, kappa, theta, xi, rho, v0, kind: str =
     integrand = (torch.exp(1j * u * k) * phi).real / (u * u + 0.25)
     call = s0 - math.sqrt(s0 * strike) * math.exp(-0.5 * r * t) / math.pi * float((wq * integrand).sum())
     return call if w > 0 else call - s0 + strike * math.exp(-r * t)
+
+
+def implied_vol(price, s0, strike, maturity, r=0.0, q=0.0, kind: str = "call", tol: float = 1e-10) -> torch.Tensor:
+    r"""The Black-Scholes implied volatility: the ``sigma`` with ``black_scholes(s0, strike, maturity, r, sigma, q) = price``.
+
+    The price is increasing in ``sigma`` (vega > 0) from the discounted intrinsic value at
+    ``sigma = 0`` to the prepaid forward ``S e^{-qT}`` (call) or ``K e^{-rT}`` (put) as
+    ``sigma -> inf``, so bisection on ``[0, 10]`` (then on ``[0, 1000]`` for the rest) converges to
+    ``tol`` for every price strictly between those bounds. Prices outside (``<=`` the intrinsic value, or
+    ``>=`` the upper bound, as a noisy Monte Carlo price may be) give NaN, not an error, so that a smile
+    from simulated prices keeps its other strikes. Arguments broadcast; float64 tensor of their shape.
+    Needs ``s0, strike, maturity > 0``; a ValueError names the argument otherwise.
+    """
+    w = _check_kind(kind)
+    p = _checked(price, "price")
+    s, k, t, r, _, q = _bs_args(s0, strike, maturity, r, 0.0, q, strict=False)
+    for name, value in (("strike", k), ("maturity", t)):
+        if bool((value <= 0).any()):
+            raise ValueError(f"{name} must be > 0 for an implied volatility; got {float(value.min())!r}")
+    p, s, k, t, r, q = torch.broadcast_tensors(p, s, k, t, r, q)
+    low_price = torch.relu(w * (s * torch.exp(-q * t) - k * torch.exp(-r * t)))
+    high_price = s * torch.exp(-q * t) if w > 0 else k * torch.exp(-r * t)
+    valid = (p > low_price) & (p < high_price)
+    lo, hi = torch.zeros_like(p), torch.full_like(p, 10.0)
+    too_high = black_scholes(s, k, t, r, hi, q, kind) < p
+    hi = torch.where(too_high, torch.full_like(p, 1000.0), hi)
+    # Bisection halves the bracket: 60 halvings of 1000 reach 1e-15, below any sensible ``tol``.
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        above = black_scholes(s, k, t, r, mid, q, kind) > p
+        hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
+        if bool(((hi - lo) < tol).all()):
+            break
+    return torch.where(valid, 0.5 * (lo + hi), torch.full_like(p, float("nan")))
+
+
+def sabr_implied_vol(f0, strike, maturity, alpha, beta, nu, rho) -> torch.Tensor:
+    r"""Hagan et al. (2002, "Managing smile risk", eq. 2.17a) Black implied volatility under SABR.
+
+    With ``L = ln(F/K)``, ``m = (F K)^{(1 - beta)/2}``, ``z = (nu / alpha) m L`` and
+    ``x(z) = ln((sqrt(1 - 2 rho z + z^2) + z - rho) / (1 - rho))``:
+
+    ``sigma_B = alpha / (m (1 + (1-beta)^2 L^2 / 24 + (1-beta)^4 L^4 / 1920)) * z / x(z) *
+    (1 + ((1-beta)^2 alpha^2 / (24 m^2) + rho beta nu alpha / (4 m) + (2 - 3 rho^2) nu^2 / 24) T)``
+
+    (``z / x(z) -> 1`` at the money and as ``nu -> 0``: taken as its series ``1 - rho z / 2`` for
+    ``|z| < 1e-6``). An asymptotic expansion in ``T``, exact for ``nu = 0, beta = 1`` (Black-Scholes),
+    accurate to ``O((nu^2 T)^2)`` near the money; it degrades far from the money and at long
+    maturities. The Black price is ``black_scholes(f0, strike, maturity, 0, sigma_B)`` in forward terms.
+    Needs ``f0, strike, alpha > 0``, ``maturity, nu >= 0``, ``beta`` in ``[0, 1]``, ``rho`` in
+    ``(-1, 1)``; a ValueError names the argument. Arguments broadcast; float64 tensor.
+    """
+    f = _checked(f0, "f0", 0.0, strict=True)
+    k = _checked(strike, "strike", 0.0, strict=True)
+    t = _checked(maturity, "maturity", 0.0)
+    a = _checked(alpha, "alpha", 0.0, strict=True, fix="; the initial volatility of SABR")
+    b = _checked(beta, "beta", 0.0, high=1.0, fix="; the CEV exponent of SABR")
+    v = _checked(nu, "nu", 0.0, fix="; the volatility of volatility")
+    p = _checked(rho, "rho", -1.0, high=1.0)
+    if bool((p.abs() >= 1).any()):
+        raise ValueError(f"rho must lie in (-1, 1) for Hagan's formula (x(z) divides by 1 - rho); got {rho!r}")
+    one_b = 1.0 - b
+    log_fk = torch.log(f / k)
+    m = (f * k) ** (0.5 * one_b)
+    z = v / a * m * log_fk
+    small = z.abs() < 1e-6
+    z_safe = torch.where(small, torch.ones_like(z), z)
+    x = torch.log((torch.sqrt(1 - 2 * p * z_safe + z_safe * z_safe) + z_safe - p) / (1 - p))
+    ratio = torch.where(small, 1 - 0.5 * p * z, z_safe / x)
+    denom = m * (1 + one_b**2 * log_fk**2 / 24 + one_b**4 * log_fk**4 / 1920)
+    corr = 1 + (one_b**2 * a * a / (24 * m * m) + p * b * v * a / (4 * m) + (2 - 3 * p * p) * v * v / 24) * t
+    return a / denom * ratio * corr

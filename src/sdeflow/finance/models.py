@@ -1,4 +1,4 @@
-"""Financial models as sdeflow SDEs: GBM (one or several correlated assets), Heston, CIR, Ornstein-Uhlenbeck.
+"""Financial models as sdeflow SDEs: GBM (one or several correlated assets), Heston, SABR, CIR, Ornstein-Uhlenbeck.
 
 Every model is a frozen dataclass and an :class:`~sdeflow.sdes.SDE`, so any method of
 :func:`sdeflow.sdeint` integrates it; its parameters may be floats or tensors (a ``(batch, 1)``
@@ -18,7 +18,7 @@ import torch
 
 from ..sdes.base import SDE
 
-__all__ = ["GBM", "MultiGBM", "Heston", "CIR", "OrnsteinUhlenbeck"]
+__all__ = ["GBM", "MultiGBM", "Heston", "SABR", "CIR", "OrnsteinUhlenbeck"]
 
 
 def _param(value, x: torch.Tensor):
@@ -233,6 +233,73 @@ class Heston(_Checked, SDE):
         rho, xi = _param(self.rho, x), _param(self.xi, x)
         d1, d2 = dw[:, :1], dw[:, 1:]
         return sv * torch.cat((rho * d1 + (1 - rho * rho) ** 0.5 * d2, xi * d1), dim=1)
+
+
+@dataclass(frozen=True, eq=False)
+class SABR(_Checked, SDE):
+    r"""SABR (Hagan, Kumar, Lesniewski & Woodward 2002, "Managing smile risk", eq. 2.4) on a forward:
+
+    ``dF = a+ F+^beta (rho dW_1 + sqrt(1 - rho^2) dW_2)``, ``da = nu a+ dW_1``, ``a(0) = alpha``,
+
+    with ``F+ = max(F, 0)`` and ``a+ = max(a, 0)``: Euler-Maruyama on this SDE is a truncation scheme
+    in which a forward that reaches 0 stays there (0 is absorbing for ``beta < 1``, the convention
+    of Hagan's paper). The forward is a martingale, so ``r = 0`` (prices are forward prices:
+    multiply by the discount factor of the payment date). State ``(batch, 2) = (F, a)``, general noise;
+    :meth:`asset` is ``F``. Parameters: ``f0, alpha > 0``, ``beta`` in ``[0, 1]``, ``nu >= 0``,
+    ``rho`` in ``[-1, 1]``. :func:`~sdeflow.finance.sabr_implied_vol` is Hagan's implied-volatility
+    approximation for it.
+    """
+
+    f0: float = 100.0
+    alpha: float = 2.0
+    beta: float = 0.5
+    nu: float = 0.4
+    rho: float = -0.3
+    noise_type: ClassVar[str] = "general"
+    calculus: ClassVar[str] = "ito"
+    r: ClassVar[float] = 0.0
+
+    _positive = ("f0", "alpha")
+    _nonnegative = ("nu", "beta")
+    _real = ("rho",)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name, low, high in (("beta", 0.0, 1.0), ("rho", -1.0, 1.0)):
+            value = getattr(self, name)
+            v = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+            if bool(((v < low) | (v > high)).any()):
+                raise ValueError(f"{name} must lie in [{low:g}, {high:g}]; got {value!r}")
+
+    def brownian_shape(self, x):
+        return (x.shape[0], 2)
+
+    def initial(self, n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        return torch.cat((_column(self.f0, n, dtype), _column(self.alpha, n, dtype)), dim=1)
+
+    def asset(self, y: torch.Tensor) -> torch.Tensor:
+        return y[:, 0]
+
+    def drift(self, t, x):
+        return torch.zeros_like(x)
+
+    def _local(self, x):
+        """``(a+ F+^beta, nu a+, rho)`` per path, each ``(batch, 1)`` (or a float for ``rho``)."""
+        a = x[:, 1:].clamp(min=0.0)
+        return a * x[:, :1].clamp(min=0.0) ** _param(self.beta, x), _param(self.nu, x) * a, _param(self.rho, x)
+
+    def diffusion(self, t, x):
+        vol_f, vol_a, rho = self._local(x)
+        rho = rho * torch.ones_like(vol_f)
+        row_f = torch.cat((rho * vol_f, (1 - rho * rho) ** 0.5 * vol_f), dim=1)
+        row_a = torch.cat((vol_a, torch.zeros_like(vol_a)), dim=1)
+        return torch.stack((row_f, row_a), dim=1)
+
+    def diffusion_times(self, t, x, dw):
+        """``G dW`` without forming ``G``: ``(a+ F+^beta (rho dW1 + sqrt(1-rho^2) dW2), nu a+ dW1)``."""
+        vol_f, vol_a, rho = self._local(x)
+        d1, d2 = dw[:, :1], dw[:, 1:]
+        return torch.cat((vol_f * (rho * d1 + (1 - rho * rho) ** 0.5 * d2), vol_a * d1), dim=1)
 
 
 @dataclass(frozen=True, eq=False)
