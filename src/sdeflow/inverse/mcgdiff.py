@@ -39,7 +39,7 @@ import torch
 
 from .base import InverseProblem, PosteriorMethod, ancestral_std, check_range, register
 
-__all__ = ["MCGdiff", "systematic_resample"]
+__all__ = ["MCGdiff", "chain_moments", "systematic_resample"]
 
 
 def systematic_resample(logw: torch.Tensor, n_out: int, generator: torch.Generator) -> torch.Tensor:
@@ -54,6 +54,47 @@ def systematic_resample(logw: torch.Tensor, n_out: int, generator: torch.Generat
     u = torch.rand((logw.shape[0], 1), generator=generator, dtype=torch.float64, device=generator.device).to(logw.device)
     points = (u + torch.arange(n_out, dtype=torch.float64, device=logw.device)) / n_out
     return torch.searchsorted(cdf, points, right=True).clamp_(max=logw.shape[1] - 1)
+
+
+def chain_moments(ts, process, *, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``x_0`` marginal of MCGdiff's prior chain (``kernel="ddpm"``) for a Gaussian prior with an exact denoiser.
+
+    For the prior ``N(mean, diag(var))`` the denoiser is linear, ``x0_hat = mean + G (x_t - a_t mean)`` with
+    ``G = a_t var / (a_t^2 var + s_t^2)``, so each kernel ``x_t1 = k0 x0_hat + k1 x_t0 + c xi`` (module
+    docstring) maps a Gaussian to a Gaussian and the chain's marginals follow in closed form from the
+    start ``x ~ N(0, s_0^2)`` at ``ts[0]``. The weighted particles target this chain's posterior, i.e. the
+    prior ``N(m_0, diag(v_0))`` returned here conditioned on ``y``; its distance to the data prior is the
+    chain's discretization error (first order in the step: about 9 % of each variance at 100 steps of the
+    default log-SNR grid of VP, 1 % at 1000).
+
+    Args:
+        ts: the grid that the sampler visits (``posterior_sample(...).ts``).
+        process: the forward process.
+        mean, var: ``(D,)`` the prior's mean and per-coordinate variances.
+
+    Returns:
+        ``(m_0, v_0)``, each ``(D,)`` float64.
+    """
+    mean = torch.as_tensor(mean, dtype=torch.float64)
+    var = torch.as_tensor(var, dtype=torch.float64)
+    if mean.shape != var.shape or mean.ndim != 1:
+        raise ValueError(f"mean and var must both have shape (D,); got {tuple(mean.shape)} and {tuple(var.shape)}")
+    if not bool((var > 0).all()):
+        raise ValueError("var must be > 0 in every coordinate")
+    tlist = [float(t) for t in ts]
+    s_start = float(process.sigma(tlist[0]))
+    m, v = torch.zeros_like(mean), torch.full_like(var, s_start * s_start)
+    for t0, t1 in zip(tlist[:-1], tlist[1:]):
+        a0, s0 = float(process.alpha(t0)), float(process.sigma(t0))
+        a1, s1 = float(process.alpha(t1)), float(process.sigma(t1))
+        gain = a0 * var / (a0 * a0 * var + s0 * s0)
+        c = ancestral_std(a0, s0, a1, s1)
+        k1 = math.sqrt(max(s1 * s1 - c * c, 0.0)) / s0
+        k0 = a1 - k1 * a0
+        lin = k0 * gain + k1  # x_t1 = lin x_t0 + k0 (mean - gain a0 mean) + c xi
+        m = lin * m + k0 * (mean - gain * a0 * mean)
+        v = lin * lin * v + (c * c if s1 > 0 else (s0 / a0) ** 2)
+    return m, v
 
 
 @dataclass
