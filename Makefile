@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make demo   runs the main job (sdeflow demo)
 #   make test   runs the test suite
-# Both create the local virtual environment .venv on first use (torch pinned by constraints.txt).
+# and `make docs`, which builds the documentation site into site/ (mkdocs.yml).
+# Each creates the local virtual environment .venv on first use (torch pinned by constraints.txt).
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench clean readme benchmarks-md
+.PHONY: demo test venv bench clean readme benchmarks-md docs
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +33,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 	MKL_CBWR=COMPATIBLE $(BIN)/python -m pytest -n 2 -q tests/test_batch_invariance.py
 
+# The documentation site, warnings as errors (mkdocs.yml has strict: true; --strict says it here too).
+# The dev extra installs mkdocs, mkdocs-material and mkdocstrings; the build needs no network.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache
 
 readme: $(STAMP)
 	$(BIN)/python scripts/update_readme.py
