@@ -14,11 +14,13 @@ from torch import nn
 
 from .egnn import EGNN
 from .embeddings import EMBEDDINGS, FourierFeatures, LabelEmbedding, SinusoidalEmbedding, TimeEmbedding, seeded_init
+from .masked import MaskedNet
 from .mlp import MLP
 from .unet import UNet
 
 __all__ = [
     "EGNN",
+    "MaskedNet",
     "MLP",
     "UNet",
     "SinusoidalEmbedding",
@@ -31,7 +33,7 @@ __all__ = [
     "seeded_init",
 ]
 
-NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "unet": UNet, "egnn": EGNN}
+NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "unet": UNet, "egnn": EGNN, "masked": MaskedNet}
 """Network classes by name (their ``kind``)."""
 
 

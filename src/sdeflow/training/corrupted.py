@@ -80,6 +80,7 @@ from .weighting import Weighting, eps_error_scale2
 __all__ = [
     "double_tweedie",
     "check_noise_level",
+    "x0_error_weight",
     "NoisyDataObjective",
     "LinearCorruption",
     "mask_corruption",
@@ -136,6 +137,18 @@ def check_noise_level(sigma_n: Any, event_shape: Sequence[int], *, units: str | 
                 "(the CLI's --corruption noise:S is in data units and converts it)"
             )
     return level
+
+
+def x0_error_weight(objective: Objective, t: torch.Tensor) -> torch.Tensor:
+    """``(batch,)`` weights of a squared ``x0`` error equal to ``objective``'s weighting of its own prediction.
+
+    ``|out - target|^2 = (c_k^2 / c_x0^2) |x0 error|^2`` for prediction ``k``, so ``w(t) c_k^2 / c_x0^2``
+    times the time sampler's importance weight puts an ``x0`` regression on the scale of
+    :class:`~sdeflow.training.DenoisingScoreMatching` of the same prediction.
+    """
+    p, k = objective.process, objective.prediction
+    return (objective.weighting.weight(p, t, k) * eps_error_scale2(k, p, t) / eps_error_scale2("x0", p, t)
+            * objective.time_sampler.importance_weight(p, t))
 
 
 class NoisyDataObjective(Objective):
@@ -223,9 +236,7 @@ class NoisyDataObjective(Objective):
         t = self.time_sampler.sample(self.process, n, generator).to(dev).to(dtype).to(torch.float64)
         s = self.process.noise_level(t)
         above = s > self.s_max
-        # The prediction's weighting carried to the x0 error: |out - target|^2 = (c_k^2 / c_x0^2) |x0 error|^2.
-        weight = (self.weighting.weight(self.process, t, self.prediction) * eps_error_scale2(self.prediction, self.process, t)
-                  / eps_error_scale2("x0", self.process, t)) * self.time_sampler.importance_weight(self.process, t)
+        weight = x0_error_weight(self, t)
         per_sample = torch.zeros(n, dtype=dtype, device=dev)
         w = randn(y)  # drawn for every sample, so that a sample's noise does not depend on the others' times
         if bool(above.any()):

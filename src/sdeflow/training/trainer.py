@@ -285,7 +285,9 @@ class Trainer:
         self.labels = labels if model.num_classes > 0 else None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.evaluator = evaluator
-        self.data_info = {**(data_info or {}), "event_shape": list(data.shape[1:])}
+        # Packed data (Ambient Diffusion's observations and masks) declare the model's event shape.
+        shape = objective.event_shape_of(data) if hasattr(objective, "event_shape_of") else data.shape[1:]
+        self.data_info = {**(data_info or {}), "event_shape": list(shape)}
         self.data_info.setdefault("num_classes", model.num_classes)
         self._perm_cache: tuple[int, torch.Tensor] | None = None
 
