@@ -107,6 +107,11 @@ class Lab:
         print(f"  figure: {path}")
         return path
 
+    def figure_path(self, name: str) -> Path:
+        """Where to save a figure drawn by a function of ``sdeflow.plots`` (which write files): ``<out>/<name>.png``."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        return self.out / f"{name}.png"
+
     def done(self) -> None:
         """The lab's last line: what passed and how long it took."""
         seconds = time.perf_counter() - self._start

@@ -1,0 +1,17 @@
+"""Solutions of lab 5."""
+
+from __future__ import annotations
+
+
+def ddim_step(x, x0_hat, alpha0, sigma0, alpha1, sigma1):
+    """x1 = alpha1 x0_hat + sigma1 (x - alpha0 x0_hat) / sigma0."""
+    eps_hat = (x - alpha0 * x0_hat) / sigma0
+    return alpha1 * x0_hat + sigma1 * eps_hat
+
+
+def heun_step(u, t0, t1, x):
+    """Heun: Euler predictor, trapezoidal corrector."""
+    h = t1 - t0
+    k0 = u(t0, x)
+    k1 = u(t1, x + h * k0)
+    return x + h / 2 * (k0 + k1)
