@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import numpy as np
 
 from sdeflow.cli import main
@@ -62,6 +64,19 @@ def test_fokker_planck_writes_animations_and_plots(tmp_path):
     assert rep["forward"]["mass_drift"] < 1e-10 and len(rep["backward"]["times"]) == 4
     # A second run into the same folder refuses to overwrite.
     assert main(["fokker-planck", "--cells", "24", "--frames", "3", "--out", str(out), "--quiet"]) == 2
+
+
+@pytest.mark.parametrize("t_end", [0.05, 0.5])
+def test_fokker_planck_t_end_anywhere_in_the_run(tmp_path, t_end):
+    # --t-end above the first frame's noise level (log-SNR 5, t about 0.03 with beta_max=8) used to be
+    # refused because the backward times repeated t_end; now the frames move up (uniform in log-SNR from
+    # one spacing above t_end), so the backward run's last time is exactly t_end and the times strictly decrease.
+    out = tmp_path / "fp"
+    rc = main(["fokker-planck", "--cells", "12", "--frames", "3", "--samples", "50", "--sde-steps", "4",
+               "--process-option", "beta_max=8", "--t-end", str(t_end), "--out", str(out), "--quiet"])
+    assert rc == 0
+    times = json.loads((out / "fokker_planck.json").read_text())["backward"]["times"]
+    assert times[-1] == pytest.approx(t_end, rel=1e-12) and all(a > b for a, b in zip(times, times[1:]))
 
 
 def test_likelihood_of_a_checkpoint(tmp_path):

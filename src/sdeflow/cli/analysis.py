@@ -176,14 +176,20 @@ def run_fokker_planck(args: argparse.Namespace) -> dict:
     t_end = args.t_end if args.t_end is not None else 1e-3 * T
     # Frames uniform in log-SNR (from 5, where sigma/alpha = 0.08, down to log-SNR(T)), where the
     # density changes; uniform t would spend most frames on near-Gaussian densities.
-    lam_hi = min(float(process.log_snr(t_end)), 5.0)
+    # A --t-end above that first frame's noise level moves the frames up: uniform in log-SNR from one
+    # spacing above t_end, so the backward run still ends at t_end after the last frame.
+    lam_end = float(process.log_snr(t_end))
     lam_lo = max(float(process.log_snr(T)), -20.0)
-    inner = process.t_from_log_snr(torch.linspace(lam_hi, lam_lo, frames, dtype=torch.float64))
+    if lam_end > 5.0:
+        lam = torch.linspace(5.0, lam_lo, frames, dtype=torch.float64)
+    else:
+        lam = torch.linspace(lam_end, lam_lo, frames + 1, dtype=torch.float64)[1:]
+    inner = process.t_from_log_snr(lam)
     inner[-1] = T
     fwd_times = torch.cat([torch.zeros(1, dtype=torch.float64), inner])
     bwd_times = torch.cat([inner.flip(0), torch.tensor([t_end], dtype=torch.float64)])
     if not bool((bwd_times.diff() < 0).all()):
-        raise ValueError(f"--t-end {t_end} must lie below the first frame time {float(inner[0]):.4g}")
+        raise ValueError(f"--t-end {t_end} leaves no room for {frames} frame times between it and T; lower --t-end or --frames")
     studies = {}
     for direction, ts in (("forward", fwd_times), ("backward", bwd_times)):
         if not args.quiet:
