@@ -9,10 +9,14 @@ command stays one short file.
   the data (the file's units, before ``--normalize``); trains :class:`~sdeflow.training.corrupted.NoisyDataObjective`
   (``noise:S:method=sure`` for the SURE objective, ``consistency=W`` for the weight below ``S``).
 * ``mask:P`` -- each coordinate is missing with probability ``P``, simulated on the data with
-  ``--seed`` (observations ``y = mask * (x + sigma_y z)``, ``sigma_y=0.01`` in model units by default);
-  trains by DiEM (:class:`~sdeflow.training.corrupted.ExpectationMaximization`), ``--steps`` per round,
-  ``rounds=R`` rounds (default 4), each round a run folder ``OUT/round_k`` with its checkpoints, resumed
-  with ``--resume``.
+  ``--seed``. By default (``method=ambient``) trains by Ambient Diffusion
+  (:class:`~sdeflow.training.ambient.AmbientObjective`, further corruption ``delta=D``, default 0.1) a
+  network told the mask (:class:`~sdeflow.nn.MaskedNet` around the ``--net`` network): one run folder,
+  checkpoints and ``--resume`` as any run, sampled by ``sdeflow sample --ckpt`` with the all-observed
+  mask. ``method=diem`` trains by DiEM (:class:`~sdeflow.training.corrupted.ExpectationMaximization`)
+  on observations ``y = mask * (x + sigma_y z)`` (``sigma_y=0.01`` in model units by default),
+  ``--steps`` per round, ``rounds=R`` rounds (default 4), each round a run folder ``OUT/round_k``
+  with its checkpoints, resumed with ``--resume``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from typing import Any
 
 __all__ = ["parse_corruption", "corrupted_or_latent_run"]
 
-_KEYS = {"noise": {"method": str, "consistency": float}, "mask": {"rounds": int, "sigma_y": float, "posterior_steps": int}}
+_KEYS = {"noise": {"method": str, "consistency": float},
+         "mask": {"method": str, "delta": float, "rounds": int, "sigma_y": float, "posterior_steps": int}}
+_METHODS = {"noise": ("tweedie", "sure"), "mask": ("ambient", "diem")}
+_DIEM_ONLY = ("rounds", "sigma_y", "posterior_steps")
 
 
 def parse_corruption(text: str) -> dict[str, Any]:
@@ -52,7 +59,32 @@ def parse_corruption(text: str) -> dict[str, Any]:
                 out[key] = _KEYS[kind][key](value)
             except ValueError:
                 raise ValueError(f"--corruption {text!r}: {key} must be a {_KEYS[kind][key].__name__}; got {value!r}") from None
+    if "method" in out and out["method"] not in _METHODS[kind]:
+        raise ValueError(f"--corruption {text!r}: method must be one of {list(_METHODS[kind])}; got {out['method']!r}")
+    if kind == "mask" and out.get("method", "ambient") == "ambient" and any(k in out for k in _DIEM_ONLY):
+        raise ValueError(f"--corruption {text!r}: {sorted(k for k in _DIEM_ONLY if k in out)} are DiEM's options: add method=diem")
+    if kind == "mask" and out.get("method") == "diem" and "delta" in out:
+        raise ValueError(f"--corruption {text!r}: delta is Ambient Diffusion's option (method=ambient)")
+    if "delta" in out and not 0 < out["delta"] < 1:
+        raise ValueError(f"--corruption {text!r}: delta must be in (0, 1) (the further-corruption rate); got {out['delta']}")
     return out
+
+
+def _masked_network(args: argparse.Namespace, source):
+    """The ``--net`` network on states with the mask stacked (:func:`~sdeflow.nn.masked.masked_inner_shape`), in a MaskedNet."""
+    from ..data.sources import DataSource
+    from ..nn.masked import MaskedNet, masked_inner_shape
+    from .train import build_network
+
+    import torch
+
+    kind = args.net if args.net != "auto" else ("unet" if source.kind == "image" else "mlp")
+    shape = masked_inner_shape(source.event_shape, kind)
+    fake = DataSource(name=f"masked:{source.name}", kind=source.kind, x=torch.zeros((1, *shape)), labels=source.labels,
+                      num_classes=source.num_classes)
+    inner = build_network(kind, fake, conditional=args.conditional, width=args.width, depth=args.depth, channels=args.channels,
+                          channel_mults=args.channel_mults, res_blocks=args.res_blocks, attention=args.attention, seed=args.seed)
+    return MaskedNet(source.event_shape, inner)
 
 
 def _latent_network(args: argparse.Namespace, source, latent_shape: tuple[int, ...]):
@@ -108,7 +140,17 @@ def corrupted_or_latent_run(args: argparse.Namespace, source, model, objective, 
         objective = NoisyDataObjective(objective.process, objective.prediction, sigma_n=level if level.numel() > 1 else float(level),
                                        method=spec.get("method", "tweedie"), consistency=spec.get("consistency", 1.0),
                                        weighting=objective.weighting, time_sampler=objective.time_sampler)
-    if spec is not None and spec["kind"] == "mask":
+    if spec is not None and spec["kind"] == "mask" and spec.get("method", "ambient") == "ambient":
+        from ..training.ambient import AmbientObjective, pack_masked
+
+        gen = torch.Generator().manual_seed(int(args.seed))
+        mask = (torch.rand(data.shape, generator=gen) >= spec["level"]).to(data.dtype)
+        data = pack_masked(data, mask)
+        model = DiffusionModel(_masked_network(args, source), model.process, model.prediction, precond=model.precond,
+                               sigma_data=model.sigma_data, amp_dtype=model.amp_dtype)
+        objective = AmbientObjective(objective.process, objective.prediction, delta=spec.get("delta", 0.1),
+                                     weighting=objective.weighting, time_sampler=objective.time_sampler)
+    if spec is not None and spec["kind"] == "mask" and spec.get("method") == "diem":
         out = Path(args.out)
         if (out / "round_1").exists() and not (args.resume or args.overwrite):
             raise FileExistsError(f"--out {out} already holds an EM run (round_1, ...); continue it with --resume or replace it with --overwrite")
