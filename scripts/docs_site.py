@@ -11,7 +11,8 @@ repository, generated in memory at build time (nothing is copied into ``docs/``)
   cells become Python blocks), whatever labs exist when the site is built; the same for
   ``docs/labs/*.md`` if labs are ever written there directly (mkdocs finds those itself).
 
-"Benchmarks" and "Labs" sections are appended to the nav for these pages. Links are written for the
+"Benchmarks" and "Labs" sections are appended to the nav for these pages, and a page of ``docs/``
+that mkdocs.yml's nav omits is appended to its section (:func:`complete_nav`). Links are written for the
 repository (``[x](../BENCHMARKS-inverse.md)`` in ``docs/``, ``[x](docs/samplers.md)`` in the README);
 :func:`rewrite_links` maps each relative link to the repository file it names and, when that file
 is a page or image of the site, to the site's path for it. A link to a repository file that is not
@@ -95,6 +96,49 @@ def generated_nav(root: Path = ROOT) -> list[dict[str, Any]]:
         labs.insert(0, "labs/index.md")
     if labs:
         nav.append({"Labs": labs})
+    return nav
+
+
+def nav_paths(nav: list) -> list[str]:
+    """Every page path of a nav (lists of paths and ``{title: path or list}``), in order."""
+    out: list[str] = []
+    for item in nav:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            for value in item.values():
+                out.extend(nav_paths([value] if isinstance(value, str) else value))
+    return out
+
+
+def complete_nav(nav: list, root: Path = ROOT) -> list:
+    """mkdocs.yml's nav with what it does not list yet: the site's whole nav.
+
+    A page of ``docs/`` the nav omits is appended to "Guides" (``docs/api/*.md`` to "API reference"),
+    under its own title, so that a new guide is on the site before anyone edits mkdocs.yml (where
+    it can then get its place and a short title); the Benchmarks and Labs sections of
+    :func:`generated_nav` follow at the end.
+    """
+    import copy
+
+    nav = copy.deepcopy(nav)
+    listed = set(nav_paths(nav))
+
+    def section(title: str) -> list:
+        for item in nav:
+            if isinstance(item, dict) and title in item:
+                return item[title]
+        nav.append({title: []})
+        return nav[-1][title]
+
+    guides = [p.name for p in sorted((root / "docs").glob("*.md")) if p.name not in listed and p.name != "index.md"]
+    api = [f"api/{p.name}" for p in sorted((root / "docs" / "api").glob("*.md")) if f"api/{p.name}" not in listed]
+    if guides:
+        section("Guides").extend(guides)
+    if api:
+        section("API reference").extend(api)
+    titles = {next(iter(item)) for item in nav if isinstance(item, dict)}
+    nav.extend(item for item in generated_nav(root) if next(iter(item)) not in titles)
     return nav
 
 
@@ -329,10 +373,8 @@ def on_files(files, config):  # noqa: ANN001 - mkdocs hook signature
     _STATE["repo_of"] = {site: repo for repo, site in site_of.items()}
     _STATE["root"] = root
 
-    nav = config["nav"]
-    if nav is not None:
-        titles = {next(iter(item)) for item in nav if isinstance(item, dict)}
-        nav.extend(section for section in generated_nav(root) if next(iter(section)) not in titles)
+    if config["nav"] is not None:
+        config["nav"] = complete_nav(config["nav"], root)
     return files
 
 

@@ -32,17 +32,6 @@ import docs_site  # noqa: E402
 # ---------------------------------------------------------------------------------------------- nav
 
 
-def _nav_paths(nav) -> list[str]:  # noqa: ANN001 - mkdocs' nav: lists of str and {title: str | list}
-    out = []
-    for item in nav:
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, dict):
-            for value in item.values():
-                out.extend(_nav_paths([value]) if isinstance(value, str) else _nav_paths(value))
-    return out
-
-
 def _config() -> dict:
     import yaml
     from mkdocs.utils.yaml import get_yaml_loader
@@ -52,20 +41,29 @@ def _config() -> dict:
 
 def test_every_page_is_in_the_nav_once():
     config = _config()
-    nav = _nav_paths(config["nav"] + docs_site.generated_nav(ROOT))
+    nav = docs_site.complete_nav(config["nav"], ROOT)
+    paths = docs_site.nav_paths(nav)
     pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
     generated = set(docs_site.generated_pages(ROOT).values())
-    # Expected: no page outside the nav, no nav entry without a page, no page listed twice.
-    assert sorted((pages | generated) - set(nav)) == []
-    assert sorted(set(nav) - pages - generated) == []
-    assert len(nav) == len(set(nav)), [p for p in nav if nav.count(p) > 1]
-    # The sections the site promises, in this order.
-    titles = [next(iter(item)) if isinstance(item, dict) else item for item in config["nav"] + docs_site.generated_nav(ROOT)]
-    assert titles[:4] == ["Getting started", "Guides", "CLI reference", "API reference"]
-    assert "Benchmarks" in titles[4:]
-    if docs_site.lab_scripts(ROOT):
-        assert titles[-1] == "Labs"
-        assert {f"labs/{p.stem}.md" for p in docs_site.lab_scripts(ROOT)} <= set(nav)
+    # Expected: no page outside the site's nav, no nav entry without a page, no page listed twice.
+    assert sorted((pages | generated) - set(paths)) == []
+    assert sorted(set(paths) - pages - generated) == []
+    assert len(paths) == len(set(paths)), [p for p in paths if paths.count(p) > 1]
+    # The sections the site promises, in this order (Labs once there are labs).
+    titles = [next(iter(item)) if isinstance(item, dict) else item for item in nav]
+    assert titles[:6] == ["Getting started", "Guides", "CLI reference", "API reference", "Benchmarks", "Labs"][:len(titles)]
+    assert {f"labs/{p.stem}.md" for p in docs_site.lab_scripts(ROOT)} <= set(paths)
+
+
+def test_a_page_missing_from_mkdocs_yml_joins_its_section(tmp_path):
+    (tmp_path / "docs" / "api").mkdir(parents=True)
+    for page in ("a.md", "new.md", "api/x.md", "api/y.md"):
+        (tmp_path / "docs" / page).write_text("# t\n")
+    nav = [{"Getting started": "index.md"}, {"Guides": [{"A": "a.md"}]}, {"API reference": ["api/x.md"]}]
+    # Expected: new.md appended to Guides, api/y.md to API reference; mkdocs.yml's own nav unchanged.
+    assert docs_site.complete_nav(nav, tmp_path) == [
+        {"Getting started": "index.md"}, {"Guides": [{"A": "a.md"}, "new.md"]}, {"API reference": ["api/x.md", "api/y.md"]}]
+    assert nav[1] == {"Guides": [{"A": "a.md"}]}
 
 
 def test_every_public_area_has_an_api_page():
