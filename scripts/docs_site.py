@@ -216,9 +216,13 @@ def lab_page(root: Path, script: Path) -> str:
     page = percent_to_markdown(script.read_text(), name=script.stem)
     rel = script.relative_to(root).as_posix()
     overview = " See the [course overview](index.md) for the exercises and their checks." if (root / "labs" / "README.md").exists() else ""
+    solution = script.parent / "solutions" / script.name
+    if solution.exists():
+        overview = f" Worked answers: `{solution.relative_to(root).as_posix()}`." + overview
     note = (
-        f'!!! note "Run this lab"\n    This page is the lab script `{rel}`: run it with `python {rel}`, or open it '
-        f"as a notebook with `jupytext --to notebook {rel}`.{overview}\n"
+        f'!!! note "Run this lab"\n    This page is the lab script `{rel}`. From the `{script.parent.name}/` folder: '
+        f"`python {script.name}` runs it (it stops at the first exercise that is not right yet), "
+        f"`jupytext --to notebook {script.name}` makes it a notebook.{overview}\n"
     )
     head, sep, rest = page.partition("\n")
     if head.startswith("# "):
