@@ -128,21 +128,25 @@ def train_digits_classifier(seed: int = 0, epochs: int = 60, batch_size: int = 6
     return model.eval()
 
 
-def digits_classifier(path: str | Path | None = None) -> DigitsClassifier:
-    """The shipped classifier (or the one saved at ``path``), in eval mode, on the CPU."""
+def shipped_weights(package: str, file: str, path: str | Path | None, script: str) -> dict[str, torch.Tensor]:
+    """The tensors of weights file ``file`` shipped in ``package`` (or of ``path`` if given).
+
+    A missing shipped file is a ``FileNotFoundError`` that names ``script``, which regenerates it.
+    """
     from safetensors.torch import load_file
 
-    if path is None:
-        ref = resources.files(__package__).joinpath(CLASSIFIER_FILE)
-        with resources.as_file(ref) as file:
-            if not Path(file).is_file():
-                raise FileNotFoundError(
-                    f"the shipped digits classifier {CLASSIFIER_FILE} is missing from the package; "
-                    "regenerate it with `python scripts/train_digits_classifier.py`"
-                )
-            state = load_file(str(file))
-    else:
-        state = load_file(str(path))
+    if path is not None:
+        return load_file(str(path))
+    ref = resources.files(package).joinpath(file)
+    with resources.as_file(ref) as found:
+        if not Path(found).is_file():
+            raise FileNotFoundError(f"the shipped weights {file} are missing from {package}; regenerate them with `python {script}`")
+        return load_file(str(found))
+
+
+def digits_classifier(path: str | Path | None = None) -> DigitsClassifier:
+    """The shipped classifier (or the one saved at ``path``), in eval mode, on the CPU."""
+    state = shipped_weights(__package__, CLASSIFIER_FILE, path, "scripts/train_digits_classifier.py")
     model = DigitsClassifier()
     model.load_state_dict(state)
     return model.eval()
