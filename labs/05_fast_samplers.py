@@ -101,7 +101,7 @@ for name, options in solvers.items():
     slope = -float(torch.tensor(errors[-2:]).log().diff() / torch.tensor(nfes[-2:], dtype=F64).log().diff())
     curves[name] = (nfes, errors)
     print(f"{name:17s} NFE {nfes}  error {['%.1e' % e for e in errors]}  last slope {slope:.2f}")
-print("figure:", plots.error_vs_nfe(lab.figure_path("error_vs_nfe"), curves, ylabel="RMS error to the exact flow", slopes=(1, 2, 3)))
+lab.show_file(plots.error_vs_nfe(lab.figure_path("error_vs_nfe"), curves, ylabel="RMS error to the exact flow", slopes=(1, 2, 3)))
 
 # %% [markdown]
 # **What to read off.** On EDM ($\alpha = 1$) DDIM *is* Euler in the noise level: the two lines coincide.

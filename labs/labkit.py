@@ -11,7 +11,7 @@ A lab calls ``lab = Lab("01_sdes")`` once and, after each exercise cell, ``f = l
   exercise), proving the check can fail; then the solution must pass it, and the lab goes on with it.
 
 ``SDEFLOW_LABS_QUICK=1`` selects the small sizes of :meth:`Lab.size` (CI); figures go to
-``SDEFLOW_LABS_OUT`` (default ``labs/output/``) unless matplotlib draws inline (a notebook).
+``SDEFLOW_LABS_OUT`` (default ``labs/output/``), or are displayed when the lab runs in a notebook.
 Nothing here draws random numbers: the labs use explicit seeds, as sdeflow does.
 """
 
@@ -38,6 +38,16 @@ def _load(folder: str, lab: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (figures are then displayed, not saved)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 class Lab:
@@ -94,11 +104,13 @@ class Lab:
 
     def show(self, fig: Any, name: str) -> Path | None:
         """Show a matplotlib figure inline in a notebook, else save it as ``<out>/<name>.png``."""
-        import matplotlib
         import matplotlib.pyplot as plt
 
-        if "inline" in matplotlib.get_backend().lower():
-            plt.show()
+        if _in_notebook():
+            from IPython.display import display
+
+            display(fig)  # works whatever backend is active (sdeflow.plots selects Agg)
+            plt.close(fig)
             return None
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / f"{name}.png"
@@ -111,6 +123,15 @@ class Lab:
         """Where to save a figure drawn by a function of ``sdeflow.plots`` (which write files): ``<out>/<name>.png``."""
         self.out.mkdir(parents=True, exist_ok=True)
         return self.out / f"{name}.png"
+
+    def show_file(self, path: Path) -> None:
+        """Show a PNG written by ``sdeflow.plots`` inline in a notebook, else print where it is."""
+        if _in_notebook():
+            from IPython.display import Image, display
+
+            display(Image(filename=str(path)))
+        else:
+            print(f"  figure: {path}")
 
     def done(self) -> None:
         """The lab's last line: what passed and how long it took."""
