@@ -10,7 +10,12 @@ prediction (the setting of BENCHMARKS-training.md), trained with the same budget
 * ``tweedie`` / ``sure``: :class:`sdeflow.training.corrupted.NoisyDataObjective` on the noisy data;
 * ``naive-mask``: denoising score matching on the zero-filled masked data;
 * ``diem``: :class:`sdeflow.training.corrupted.ExpectationMaximization` on the masked data (the
-  training budget split over its rounds).
+  training budget split over its rounds);
+* ``ambient`` / ``ambient-fixed``: :class:`sdeflow.training.ambient.AmbientObjective` (Ambient
+  Diffusion, further corruption ``delta = 0.1``) on the masked data, an MLP told the mask
+  (:class:`sdeflow.nn.MaskedNet`); sampled with the all-observed mask (``ambient``: the clean
+  denoiser wherever training saw that pattern, probability ``0.45^D``) or with the paper's fixed-mask
+  sampler (``ambient-fixed``: one mask per sample from the training law of ``A~``).
 
 Metric: exact W2 (POT) between ``--n`` samples (Heun, 25 steps) and ``--n`` fresh clean samples; also
 W2 of the noisy law to the clean law and the two-sample floor. Records are appended as JSON lines
@@ -37,12 +42,16 @@ from sdeflow.nn import MLP
 from sdeflow.processes import Cosine
 from sdeflow.targets import random_mixture
 from sdeflow.training import DenoisingScoreMatching, DiffusionModel, TrainConfig, Trainer, draw_samples
+from sdeflow.nn import MaskedNet
+from sdeflow.sample import sample
+from sdeflow.training.ambient import AmbientObjective, FixedMaskModel, pack_masked
 from sdeflow.training.corrupted import ExpectationMaximization, NoisyDataObjective, mask_corruption
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGMA_N = 0.5
 MISSING = 0.5
-METHODS = ("clean", "naive", "tweedie", "sure", "naive-mask", "diem")
+DELTA = 0.1
+METHODS = ("clean", "naive", "tweedie", "sure", "naive-mask", "diem", "ambient", "ambient-fixed")
 
 
 def _env() -> dict:
@@ -72,6 +81,9 @@ def run_one(dim: int, method: str, seed: int, args) -> dict:
         em = ExpectationMaximization(model, DenoisingScoreMatching(process, "v"), obs, per_round, rounds=args.rounds,
                                      steps=args.posterior_steps, progress=False)
         sampler = em.fit()[-1].result.ema_model
+    elif method.startswith("ambient"):
+        model = DiffusionModel(MaskedNet((dim,), MLP((2, dim), args.width, args.depth, seed=seed)), process, "v")
+        sampler = Trainer(model, AmbientObjective(process, "v", delta=DELTA), pack_masked(x, mask), config=config).fit().ema_model
     else:
         data = {"clean": x, "naive": y, "tweedie": y, "sure": y, "naive-mask": x * mask}[method]
         objective = {"tweedie": lambda: NoisyDataObjective(process, "v", sigma_n=SIGMA_N),
@@ -79,7 +91,13 @@ def run_one(dim: int, method: str, seed: int, args) -> dict:
             method, lambda: DenoisingScoreMatching(process, "v"))()
         sampler = Trainer(model, objective, data, config=config).fit().ema_model
     train_cpu = time.process_time() - tic
-    samples = draw_samples(sampler, process, (dim,), args.n, solver="heun", steps=25, seed=7_000_000 + seed)
+    if method == "ambient-fixed":  # one mask per sample, kept for the whole trajectory (Daras et al. 2023, sec. 3.3)
+        keep = (torch.rand(args.n, dim, generator=torch.Generator().manual_seed(8_000_000 + seed)) < (1 - MISSING) * (1 - DELTA)).float()
+        x_T = process.prior_sample((args.n, dim), seeds=7_000_000 + seed)
+        with torch.no_grad():
+            samples = sample(FixedMaskModel(sampler, keep), process, x_T, prediction="x0", solver="heun", steps=25).samples
+    else:
+        samples = draw_samples(sampler, process, (dim,), args.n, solver="heun", steps=25, seed=7_000_000 + seed)
     ref = target.sample(args.n, seeds=2_000_000 + 100_000 * seed)
     return {"dim": dim, "method": method, "seed": seed, "w2": wasserstein2(samples, ref, max_points=args.n), "n": args.n,
             "steps": args.steps, "n_train": args.n_train, "train_cpu_seconds": round(train_cpu, 1), **_env()}
@@ -91,6 +109,60 @@ def references(dim: int, seed: int, args) -> list[dict]:
     other = target.sample(args.n, seeds=3_000_000 + 100_000 * seed)
     return [{"dim": dim, "method": "law of y (noisy data itself)", "seed": seed, "w2": wasserstein2(y, ref, max_points=args.n), "n": args.n},
             {"dim": dim, "method": "floor (two clean draws)", "seed": seed, "w2": wasserstein2(other, ref, max_points=args.n), "n": args.n}]
+
+
+class _PerturbedGaussian(torch.nn.Module):
+    """v model of the exact denoiser of N(mean, diag(std^2)) plus ``u xt + b`` (two scalar parameters)."""
+
+    prediction = "v"
+
+    def __init__(self, process, mean, std, u, b):
+        super().__init__()
+        self.process, self.mean, self.std, self.u, self.b = process, mean, std, u, b
+
+    def forward(self, x, t):
+        t = t.to(torch.float64)
+        alpha, sigma, s = (f(t)[:, None] for f in (self.process.alpha, self.process.sigma, self.process.noise_level))
+        xt = x / alpha
+        x0 = self.mean + self.std**2 / (self.std**2 + s**2) * (xt - self.mean) + self.u * xt + self.b
+        return alpha * (x - alpha * x0) / sigma - sigma * x0
+
+
+def gradient_spread(dim: int = 8, n: int = 20_000, levels=(0.6, 1.0, 2.0, 4.0, 8.0, 16.0)) -> dict:
+    """Per-sample gradient spread of each objective at the exact Gaussian denoiser, one noise level at a time.
+
+    The loss is quadratic in ``(u, b)``, so central differences give each sample's exact gradient at
+    ``(0, 0)``; the table is their standard deviation over ``n`` samples (the noise of a minibatch
+    gradient is this divided by ``sqrt(batch)``). The model's Jacobian is diagonal, so SURE's one
+    Rademacher probe gives its divergence exactly: what SURE adds is the spread of ``|h - xt|^2``.
+    """
+    gen = torch.Generator().manual_seed(0)
+    mean = 0.5 * torch.randn(dim, generator=gen, dtype=torch.float64)
+    std = 0.4 + 0.6 * torch.rand(dim, generator=gen, dtype=torch.float64)
+    process = Cosine()
+    x0 = mean + std * torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    y = x0 + SIGMA_N * torch.randn(n, dim, generator=gen, dtype=torch.float64)
+    rows = []
+    for level in levels:
+        t = float(process.t_from_noise_level(torch.tensor(level, dtype=torch.float64)))
+        at = {"name": "uniform", "t_lo": t, "t_hi": t * (1 + 1e-9)}
+        objectives = {"clean": (DenoisingScoreMatching(process, "v", time_sampler=at), x0),
+                      "tweedie": (NoisyDataObjective(process, "v", sigma_n=SIGMA_N, time_sampler=at), y),
+                      "sure": (NoisyDataObjective(process, "v", sigma_n=SIGMA_N, method="sure", time_sampler=at), y)}
+        row = {"noise_level": level}
+        for name, (objective, data) in objectives.items():
+            grads = []
+            for k in range(2):
+                h = 1e-3
+                losses = []
+                for sign in (1.0, -1.0):
+                    theta = [torch.tensor(sign * h if k == j else 0.0, dtype=torch.float64) for j in range(2)]
+                    model = _PerturbedGaussian(process, mean, std, *theta)
+                    losses.append(objective.loss(model, data, generator=torch.Generator().manual_seed(5)).per_sample.detach())
+                grads.append((losses[0] - losses[1]) / (2 * h))
+            row[name] = torch.stack(grads, 1).std(0).tolist()
+        rows.append(row)
+    return {"dim": dim, "n": n, "sigma_n": SIGMA_N, "rows": rows}
 
 
 def summarize(path: Path, out_md: Path, command: str) -> str:
@@ -115,7 +187,7 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
         clean = mean.get("clean")
         if clean is None:
             continue
-        for method in ("tweedie", "sure", "diem"):
+        for method in ("tweedie", "sure", "diem", "ambient", "ambient-fixed"):
             if method in mean:
                 ratio = mean[method] / clean
                 lines.append(f"* {dim}-D, {method}: W2 {ratio:.2f}x the clean-data model's (goal <= 1.5x): "
@@ -127,7 +199,7 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
                          f"{clean:.3f}: {'closer to the law of y, the predicted bias' if closer else 'not closer to the law of y'}.")
         if floor is not None:
             lines.append(f"* {dim}-D: the two-sample floor at this sample size is {floor:.3f}; differences below it are not resolved.")
-    lines += ["", "Records: `benchmarks/results/corrupted.jsonl`."]
+    lines += ["", f"Records: `{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`."]
     manifold = ROOT / "benchmarks" / "results" / "corrupted_manifold.json"
     if manifold.exists():  # written by benchmarks/corrupted_manifold.py
         rec = json.loads(manifold.read_text())
@@ -145,6 +217,41 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
             lines += ["", f"Floor (two draws of clean points): {rec['floor']:.4f}."]
         if rec.get("note"):
             lines += ["", rec["note"]]
+    spread = ROOT / "benchmarks" / "results" / "corrupted_gradient_spread.json"
+    if spread.exists():  # python benchmarks/corrupted.py --gradient-spread
+        rec = json.loads(spread.read_text())
+        lines += ["", "### Why SURE lags in 8-D: the spread of its gradient", "",
+                  f"Per-sample gradient standard deviation at the exact denoiser of an {rec['dim']}-D Gaussian, for the two "
+                  "parameters (u, b) of `exact + u xt + b` (v prediction, cosine process, sigma_n = "
+                  f"{rec['sigma_n']}, {rec['n']} samples, one noise level at a time; exact per-sample gradients: the loss is "
+                  "quadratic in (u, b)). Command:", "", "    OMP_NUM_THREADS=1 python benchmarks/corrupted.py --gradient-spread", "",
+                  "| noise level s | clean DSM (u, b) | double Tweedie (u, b) | SURE (u, b) | SURE / Tweedie (u, b) |", "|---|---|---|---|---|"]
+        for r in rec["rows"]:
+            ratio = [a / b for a, b in zip(r["sure"], r["tweedie"])]
+            lines.append(f"| {r['noise_level']} | " + " | ".join(", ".join(f"{v:.3g}" for v in r[k]) for k in ("clean", "tweedie", "sure"))
+                         + f" | {ratio[0]:.1f}x, {ratio[1]:.1f}x |")
+    digits = ROOT / "benchmarks" / "results" / "corrupted_digits.jsonl"
+    if digits.exists():  # python benchmarks/corrupted_digits.py
+        recs = [json.loads(line) for line in digits.read_text().splitlines() if line.strip()]
+        commands = sorted({r["command"] for r in recs if "command" in r})
+        lines += ["", "### Digits: noisy (sigma_n = 0.2) and half-masked observations", "",
+                  "Frechet distance (shipped digits classifier's features) to the held-out digits; every model the same MLP "
+                  "(VP, eps prediction) with the same budget. Command(s):", ""] + [f"    {c}" for c in commands] + [
+                  "", "| method | Frechet distance (mean over seeds) | seeds | / clean | confident fraction | train CPU s |", "|---|---|---|---|---|---|"]
+        by: dict[str, list[dict]] = {}
+        for r in recs:
+            by.setdefault(r["method"], []).append(r)
+        clean = statistics.mean(r["frechet_distance"] for r in by["clean"]) if "clean" in by else None
+        for method, rs in by.items():
+            fd = statistics.mean(r["frechet_distance"] for r in rs)
+            ratio = f"{fd / clean:.2f}x" if clean and "train_cpu_seconds" in rs[0] else ""
+            cpu = statistics.mean(r["train_cpu_seconds"] for r in rs) if "train_cpu_seconds" in rs[0] else None
+            lines.append(f"| {method} | {fd:.2f} | {len(rs)} | {ratio} | {statistics.mean(r['confident_fraction'] for r in rs):.3f} | "
+                         f"{'' if cpu is None else f'{cpu:.0f}'} |")
+        lines += ["", f"Floor (training digits vs held-out): {recs[0]['frechet_floor']:.3f}. Records: `benchmarks/results/corrupted_digits.jsonl`."]
+    notes = ROOT / "benchmarks" / "results" / "corrupted_notes.md"
+    if notes.exists():  # the reading of the runs above, written by hand beside the records
+        lines += ["", notes.read_text().strip()]
     text = "\n".join(lines) + "\n"
     out_md.write_text(text)
     return text
@@ -167,7 +274,28 @@ def main(argv=None) -> int:
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "corrupted.jsonl")
     p.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS-corrupted.md")
+    p.add_argument("--digits", nargs=argparse.REMAINDER, default=None,
+                   help="run the digits benchmark instead (benchmarks/corrupted_digits.py) with the options that follow")
+    p.add_argument("--gradient-spread", action="store_true", help="only measure the per-sample gradient spread of DSM, Tweedie and SURE")
+    p.add_argument("--render", action="store_true", help="only rewrite the report from the records")
+    p.add_argument("--command", default=None, help="with --render: the command line to show for the mixture table")
     args = p.parse_args(argv)
+    if args.digits is not None:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("corrupted_digits", Path(__file__).with_name("corrupted_digits.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.main(args.digits)
+    if args.render:
+        print(summarize(args.out, args.report, args.command or "OMP_NUM_THREADS=1 python benchmarks/corrupted.py --quick"))
+        return 0
+    if args.gradient_spread:
+        torch.set_num_threads(1)
+        rec = gradient_spread()
+        (ROOT / "benchmarks" / "results" / "corrupted_gradient_spread.json").write_text(json.dumps(rec, indent=2) + "\n")
+        print(json.dumps(rec, indent=2))
+        return 0
     if args.quick:
         args.seeds, args.n, args.steps, args.n_em = 1, 2000, 1000, 2000
     torch.set_num_threads(1)

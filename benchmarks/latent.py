@@ -24,6 +24,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -50,6 +51,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="800 diffusion steps, 300 autoencoder steps, widths 16, batch 64, 512 samples")
     p.add_argument("--steps", type=int, default=4000, help="optimizer steps of each diffusion model")
+    p.add_argument("--latent-steps", type=int, default=None, help="optimizer steps of the latent model (default: --steps)")
     p.add_argument("--ae-steps", type=int, default=3000)
     p.add_argument("--n", type=int, default=1438, help="samples for the Frechet distance")
     p.add_argument("--nfe", type=int, default=10)
@@ -60,10 +62,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.ae_steps, args.n, args.channels, args.batch = 800, 300, 512, 16, 64
+    latent_steps = args.steps if args.latent_steps is None else args.latent_steps
     torch.set_num_threads(1)
     images = load_digits("train").images
     process = VP()
-    out: dict = {"load_average_1min_start": round(os.getloadavg()[0], 2), "steps": args.steps, "ae_steps": args.ae_steps, "n": args.n,
+    out: dict = {"load_average_1min_start": round(os.getloadavg()[0], 2), "steps": args.steps, "latent_steps": latent_steps,
+                 "ae_steps": args.ae_steps, "n": args.n,
                  "channels": args.channels, "batch": args.batch,
                  "nfe": args.nfe}
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +80,7 @@ def main(argv=None) -> int:
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch, lr=2e-3, warmup_steps=50, ema_decay=0.995, progress=True)
     lat = DiffusionModel(MLP((2, 4, 4), 256, 3), process, "eps")
     tic = time.process_time()
-    lat = Trainer(lat, DenoisingScoreMatching(process, "eps"), latents, config=cfg).fit().ema_model
+    lat = Trainer(lat, DenoisingScoreMatching(process, "eps"), latents, config=replace(cfg, steps=latent_steps)).fit().ema_model
     out["latent_train_cpu_seconds"] = round(time.process_time() - tic, 1)
     pix = DiffusionModel(UNet(1, (8, 8), args.channels, (1, 2), 1, groups=min(8, args.channels)), process, "eps")
     tic = time.process_time()

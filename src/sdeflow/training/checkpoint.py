@@ -478,7 +478,7 @@ def check_config_against_weights(ckpt: Checkpoint, *, ema: bool = True, process=
         )
     net_cfg = ckpt.config["model"].get("net", {})
     kind, cfg = net_cfg.get("kind"), net_cfg.get("config", {})
-    if kind == "mlp":
+    if kind in ("mlp", "masked"):  # a MaskedNet's event_shape is the state's (its inner network sees the mask too)
         net_shape = list(cfg.get("event_shape", []))
     elif kind == "unet":
         net_shape = [cfg.get("in_channels"), *list(cfg.get("image_size", []))]
