@@ -12,9 +12,9 @@ observed:
 computable from the data alone, since ``A x0 = y`` and ``A~ x_t = A~ (alpha y + sigma eps)``. Given
 ``(A~ x_t, A~)``, the mask ``A`` is independent of ``x0``, so the conditional expected loss is
 ``sum_d P(A_dd = 1 | A~) E[(h_d - x0_d)^2 | A~ x_t, A~]``; every coordinate has
-``P(A_dd = 1 | A~) >= 1 - p > 0`` (the observed coordinates of ``A~`` surely, the others with
-probability ``(1 - p) delta / (p + (1 - p) delta)``), so the minimizer is the clean conditional
-mean (the paper's Theorem 4.1 in this setting):
+``P(A_dd = 1 | A~) > 0`` (the observed coordinates of ``A~`` surely, the others with probability
+``(1 - p) delta / (p + (1 - p) delta)``), so the minimizer is the clean conditional mean (the
+paper's Theorem 4.1 in this setting):
 
     h*(A~ x_t, A~, t) = E[x0 | A~ x_t, A~]
 
