@@ -44,6 +44,8 @@ EXAMPLES = {
     "bridge": ["--method", "dsbm", "--source", "noise", "--target", "moons", "--n-data", "200", "--steps", "2", "--iterations", "1",
                "--n-pairs", "50", "--width", "8", "--depth", "1", "--eval", "50", "--sde-steps", "2", "--out", "{tmp}/bridge"],
     "audio": ["train", "--n-train", "8", "--steps", "2", "--batch-size", "4", "--channels", "8", "--out", "{tmp}/audio"],
+    "finance": ["train", "--paths", "64", "--length", "8", "--substeps", "1", "--steps", "2", "--width", "8", "--depth", "1",
+                "--batch-size", "16", "--out", "{tmp}/finance"],
     "tune-grid": ["--target", "ring2d", "--solver", "ipndm", "--nfe", "4", "--pilot", "4", "--validation", "4",
                   "--max-iter", "3", "--out", "{tmp}/grid.json"],
 }

@@ -506,6 +506,37 @@ AUDIO = [
     Mutation("--seed", "--seed negative", lambda kw: "-1"), *_out_folder(),
 ]
 
+def _finance(draw) -> dict:
+    # Valid runs: a 2-step training on 64 simulated Heston paths of 8 returns.
+    return {"_cmd": "finance", "_pos": ["train"], "--paths": "64", "--length": str(draw(st.integers(4, 8))),
+            "--substeps": "1", "--steps": "2", "--width": "8", "--depth": "1", "--batch-size": "16", "--quiet": True,
+            "--out": _fresh("finance")}
+
+
+FINANCE = [
+    *_ints("--steps"), *_ints("--paths"), *_ints("--length"), *_ints("--substeps"), *_floats("--lr"),
+    *_input_file("--data"), Mutation("--heston", "--heston unknown parameter", lambda kw: ["zeta=1"], ("--heston",)),
+    Mutation("--heston", "--heston rho above 1", lambda kw: ["rho=1.5"], ("--heston", "rho")),
+    Mutation("--ckpt", "--ckpt given to train", lambda kw: str(workspace() / "run"), ("--ckpt",)),
+    Mutation("_pos", "unknown action", lambda kw: ["fit"], ("action", "invalid choice")),
+    Mutation("--seed", "--seed negative", lambda kw: "-1"), *_out_folder(),
+]
+
+
+def _audio(draw) -> dict:
+    # Valid runs: a 2-step training of an 8-channel U-Net on 8 synthesized notes.
+    return {"_cmd": "audio", "_pos": ["train"], "--n-train": "8", "--steps": "2", "--batch-size": "4", "--channels": "8",
+            "--quiet": True, "--out": _fresh("audio")}
+
+
+AUDIO = [
+    *_ints("--steps"), *_ints("--n-train"), *_ints("--batch-size"), *_floats("--lr"), _name("--data"),
+    Mutation("--channels", "--channels below 8", lambda kw: "4", ("--channels",)),
+    Mutation("--ckpt", "--ckpt given to train", lambda kw: str(workspace() / "run"), ("--ckpt",)),
+    Mutation("_pos", "unknown action", lambda kw: ["fit"], ("action", "invalid choice")),
+    Mutation("--seed", "--seed negative", lambda kw: "-1"), *_out_folder(),
+]
+
 CLI_ENTRIES: dict[str, Entry] = {e.name: e for e in (
     _entry("sample", _sample, SAMPLE),
     _entry("simulate", _simulate, SIMULATE),
@@ -524,6 +555,7 @@ CLI_ENTRIES: dict[str, Entry] = {e.name: e for e in (
     _entry("distill", _distill, DISTILL, valid_share=0.1),
     _entry("train-autoencoder", _train_autoencoder, TRAIN_AUTOENCODER, valid_share=0.1),
     _entry("restore", _restore, RESTORE, valid_share=0.0),
+    _entry("finance", _finance, FINANCE, valid_share=0.1),
     _entry("audio", _audio, AUDIO, valid_share=0.1),
 )}
 """The commands; ``demo`` and ``bench`` only with bad input (their valid runs take tens of seconds)."""

@@ -6,8 +6,10 @@
   classifier's features (``sdeflow audio train|sample``).
 * ``sdeflow.applications.molecules``: 3-D conformers of small flexible molecules with an
   E(3)-equivariant denoiser (``sdeflow molecules train|sample``).
-* ``sdeflow.applications.finance_paths``: return paths of stochastic-volatility models, checked
-  with the stylized facts of the field and by option pricing (``sdeflow finance train|sample``).
+* :mod:`sdeflow.applications.finance_paths`: daily log-return paths of a Heston model (or a user's
+  file), a flow-matching MLP over the path, checked with the stylized facts of the field (heavy tails,
+  volatility clustering, leverage) and by pricing calls against Heston's semi-closed form
+  (``sdeflow finance train|sample``).
 
 Import the submodule you need (``import sdeflow.applications.audio``); this package imports nothing
 heavy itself.

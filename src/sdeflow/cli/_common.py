@@ -152,6 +152,20 @@ def prepare_out_dir(
     return path
 
 
+def check_action_flags(args: Any, command: str, only: dict[str, Iterable[str]]) -> None:
+    """Refuse flags of another action of an ``ACTION`` command (``sdeflow finance train|sample``): each
+    action's flags default to ``None``, so a flag that belongs to another action is a mistake, not ignored.
+
+    ``only`` maps each action to the ``dest`` names of its own flags; ``args.action`` is the chosen one.
+    """
+    for action, names in only.items():
+        if action == args.action:
+            continue
+        given = [name for name in names if getattr(args, name, None) is not None]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ValueError(f"{flags} belong(s) to 'sdeflow {command} {action}', not to '{args.action}'")
+
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
