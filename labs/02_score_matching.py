@@ -138,14 +138,15 @@ for step in range(steps):
 # %%
 exact = ring.model(process, prediction="eps")
 gen_eval = torch.Generator().manual_seed(1)
-x_eval = ring.sample(4000, seeds=200_000)
-t_eval = process.t_min + (1 - process.t_min) * torch.rand(4000, generator=gen_eval)
-e_eval = torch.randn(4000, 2, generator=gen_eval)
+n_eval = lab.size(4000, 2000)
+x_eval = ring.sample(n_eval, seeds=200_000)
+t_eval = process.t_min + (1 - process.t_min) * torch.rand(n_eval, generator=gen_eval)
+e_eval = torch.randn(n_eval, 2, generator=gen_eval)
 with torch.no_grad():
     floor = float(dsm_loss(exact, x_eval, t_eval, e_eval, process))
     learned = float(dsm_loss(net, x_eval, t_eval, e_eval, process))
     xt = process.marginal(x_eval, 0.5, e_eval)
-    half = torch.full((4000,), 0.5)
+    half = torch.full((n_eval,), 0.5)
     rel = float((net(xt, half) - exact(xt, half)).norm() / exact(xt, half).norm())
 print(f"DSM loss: trained {learned:.4f}, exact minimizer {floor:.4f}; relative error of eps_hat at t = 0.5: {rel:.3f}")
 
@@ -161,13 +162,13 @@ print(f"DSM loss: trained {learned:.4f}, exact minimizer {floor:.4f}; relative e
 # $\varepsilon$-network's errors are multiplied by ~150 there; try `solver="heun"` below and compare.
 
 # %%
-noise = process.prior_sample((2000, 2), seeds=5)
+noise = process.prior_sample((n_eval, 2), seeds=5)
 with torch.no_grad():
     ours = sdeflow.sample(net, process, noise, prediction="eps", solver="euler_maruyama", steps=lab.size(200, 40), seed=0).samples
     ref = sdeflow.sample(exact, process, noise, prediction="eps", solver="euler_maruyama", steps=lab.size(200, 40), seed=0).samples
-fresh = ring.sample(2000, seeds=300_000)
+fresh = ring.sample(n_eval, seeds=300_000)
 print(f"sliced W2 to fresh data: trained {sliced_wasserstein2(ours, fresh):.3f}, exact score {sliced_wasserstein2(ref, fresh):.3f}, "
-      f"two fresh data sets {sliced_wasserstein2(ring.sample(2000, seeds=400_000), fresh):.3f}")
+      f"two fresh data sets {sliced_wasserstein2(ring.sample(n_eval, seeds=400_000), fresh):.3f}")
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.5))
 for ax, pts, title in ((axes[0], ours, "trained network"), (axes[1], ref, "exact score")):
     ax.scatter(pts[:, 0], pts[:, 1], s=1)

@@ -87,7 +87,7 @@ vp_to_ve = lab.check(vp_to_ve)
 # stochastic sampler needs many more steps: Euler-Maruyama has weak order 1, Heun on the ODE order 2.
 
 # %%
-n = lab.size(4000, 1500)
+n = lab.size(4000, 1000)
 fresh = ring.sample(n, seeds=10_000)
 floor = sliced_wasserstein2(ring.sample(n, seeds=20_000), fresh)
 print(f"two-sample floor: {floor:.3f}")

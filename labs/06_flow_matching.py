@@ -107,13 +107,13 @@ print(f"1-RF: straightness {s1:.3f}; sliced W2 to data: {many.nfe} calls {sliced
 # paths are much straighter, and one Euler step gets far closer to the data than 1-RF's one step.
 
 # %%
-pairs_noise = linear.prior_sample((lab.size(20_000, 4000), 2), seeds=100_000, dtype=F64)
+pairs_noise = linear.prior_sample((lab.size(20_000, 2000), 2), seeds=100_000, dtype=F64)
 pairs_data = sdeflow.sample(v1, linear, pairs_noise, prediction="velocity", solver="heun", steps=lab.size(64, 24)).samples
 pairs_noise, pairs_data = pairs_noise.float(), pairs_data.float()
 net = MLP((2,), width=lab.size(128, 64), depth=2, seed=0)
 opt = torch.optim.Adam(net.parameters(), lr=3e-3)
 gen = torch.Generator().manual_seed(0)
-for step in range(lab.size(3000, 250)):
+for step in range(lab.size(3000, 200)):
     idx = torch.randint(0, pairs_data.shape[0], (256,), generator=gen)
     t = torch.rand(256, generator=gen)
     loss = fm_loss(net, pairs_data[idx], pairs_noise[idx], t)
