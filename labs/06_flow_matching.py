@@ -97,7 +97,7 @@ fresh = ring.sample(n, seeds=50_000, dtype=F64)
 many = sdeflow.sample(v1, linear, noise, prediction="velocity", solver="heun", steps=lab.size(64, 24), return_trajectory=True)
 one = sdeflow.sample(v1, linear, noise, prediction="velocity", solver="euler", steps=1)
 s1 = path_straightness(many.trajectory, [float(t) for t in many.ts])
-print(f"1-RF: straightness {s1:.3f}; sliced W2 to data: {many.nfe} calls {sliced_wasserstein2(many.samples, fresh):.3f}, "
+print(f"1-RF: straightness {s1:.3g}; sliced W2 to data: {many.nfe} calls {sliced_wasserstein2(many.samples, fresh):.3f}, "
       f"1 call {sliced_wasserstein2(one.samples, fresh):.3f}")
 
 # %% [markdown]
@@ -125,7 +125,7 @@ with torch.no_grad():
     two_many = sdeflow.sample(net, linear, x1, prediction="velocity", solver="euler", steps=lab.size(64, 24), return_trajectory=True)
     two_one = sdeflow.sample(net, linear, x1, prediction="velocity", solver="euler", steps=1)
 s2 = path_straightness(two_many.trajectory.double(), [float(t) for t in two_many.ts])
-print(f"2-RF: straightness {s2:.3f} (1-RF: {s1:.3f}); sliced W2 at 1 call {sliced_wasserstein2(two_one.samples, fresh):.3f} "
+print(f"2-RF: straightness {s2:.2e} (1-RF: {s1:.3g}); sliced W2 at 1 call {sliced_wasserstein2(two_one.samples, fresh):.3f} "
       f"(1-RF at 1 call: {sliced_wasserstein2(one.samples, fresh):.3f}); floor {sliced_wasserstein2(ring.sample(n, seeds=60_000), fresh):.3f}")
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 4))

@@ -108,11 +108,13 @@ for ax, (title, pts) in zip(axes, [("exact posterior", truth)] + list(found.item
 lab.show(fig, "posteriors")
 
 # %% [markdown]
-# **What to read off.** The particle method is asymptotically exact and lands near the floor (in the quick
-# run, 400 samples from 4,000 particles at 100 calls: 0.035 against a floor of 0.034); the guided methods
-# have no such guarantee and stay biased even with the exact prior score (PiGDM 0.23, DPS 0.59), as
-# sdeflow's inverse benchmark measures on larger mixtures (BENCHMARKS-inverse.md). With 40 calls the particle
-# method's mode proportions drift too (0.22): try it.
+# **What to read off.** The particle method is asymptotically exact and lands near the floor (quick run,
+# 400 samples from 4,000 particles: 0.035 against a floor of 0.034; default sizes, 2,000 samples from
+# 20,000 particles: 0.12 against 0.10). The guided methods have no such guarantee and stay biased even with
+# the exact prior score (PiGDM 0.22, DPS 0.59-0.62 in both runs), as sdeflow's inverse benchmark measures on
+# larger mixtures (BENCHMARKS-inverse.md). With two modes 1.4 apart, the floor itself is set by how many
+# samples fall in each mode, so it moves from run to run. With 40 calls the particle method's mode
+# proportions drift (0.22 in the quick run): try it.
 
 # %%
 lab.done()
