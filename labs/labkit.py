@@ -114,7 +114,7 @@ class Lab:
             return None
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / f"{name}.png"
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        fig.savefig(path, dpi=40 if self.quick else 100, bbox_inches="tight")  # quick: CI renders small
         plt.close(fig)
         print(f"  figure: {path}")
         return path
