@@ -42,7 +42,6 @@
 #    c_{\text{out}} = \frac{\sigma_d (s - s_{\min})}{\sqrt{\sigma_d^2 + s^2}} . $$
 
 # %%
-import math
 
 import torch
 

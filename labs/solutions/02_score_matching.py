@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 
 def tweedie_x0(x, score, alpha, sigma):
     """E[x0 | x_t = x] = (x + sigma^2 score) / alpha."""
