@@ -78,3 +78,83 @@ def test_lab_runs_with_solutions_and_its_checks_can_fail(path, monkeypatch, tmp_
     assert out.count("fails its check as it must") == len(expected)
     assert f"[{path.stem}] done" in out
     sys.modules.pop("labkit", None)
+
+
+def _checks(stem: str):
+    spec = importlib.util.spec_from_file_location(f"_labcheck_{stem}", LAB_DIR / "checks" / f"{stem}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _em_with_sqrt_h(drift, diffusion, x0, ts, dws):
+    # Mistake: scales the Brownian increment by sqrt(h) a second time.
+    x = x0
+    for k in range(len(ts) - 1):
+        h = float(ts[k + 1]) - float(ts[k])
+        x = x + drift(ts[k], x) * h + diffusion(ts[k], x) * dws[k] * h**0.5
+    return x
+
+
+def _dsm_mean_over_coordinates(eps_model, x0, t, eps, process):
+    # Mistake: averages the squared error over coordinates (a factor D too small).
+    a = process.alpha(t).to(x0.dtype)[:, None]
+    s = process.sigma(t).to(x0.dtype)[:, None]
+    return (eps_model(a * x0 + s * eps, t) - eps).pow(2).mean()
+
+
+def _reverse_drift_without_half(x, t, score, process, eta):
+    # Mistake: Anderson's drift f x - g^2 score whatever eta (the probability-flow ODE needs g^2/2).
+    return process.f(t).to(x.dtype) * x - process.g2(t).to(x.dtype) * score
+
+
+def _jensen_shannon_as_kl(p, q):
+    # Mistake: KL(P || Q) instead of the symmetrized divergence to the mixture.
+    import numpy as np
+
+    pos = p > 0
+    return float(np.sum(p[pos] * np.log(p[pos] / np.maximum(q[pos], 1e-300))))
+
+
+def _ddim_swapped(x, x0_hat, alpha0, sigma0, alpha1, sigma1):
+    # Mistake: the noise estimate rescaled by sigma0/sigma1 instead of sigma1/sigma0.
+    return alpha1 * x0_hat + sigma0 * (x - alpha0 * x0_hat) / sigma1
+
+
+def _fm_loss_paper_orientation(velocity_model, x0, eps, t):
+    # Mistake: flow-matching papers' target x0 - eps (data at t = 1); sdeflow's time runs the other way.
+    tc = t.to(x0.dtype)[:, None]
+    return (velocity_model((1 - tc) * x0 + tc * eps, t) - (x0 - eps)).pow(2).sum(-1).mean()
+
+
+def _posterior_without_noise_scale(mu, Sigma, A, y, noise_std):
+    # Mistake: forgets to divide A^T A and A^T y by the noise variance.
+    import torch
+
+    cov = torch.linalg.inv(torch.linalg.inv(Sigma) + A.T @ A)
+    return cov @ (torch.linalg.solve(Sigma, mu) + A.T @ y), cov
+
+
+def _cross_covariance_without_half(v0, v1, sigma):
+    # Mistake: drops the factor 1/2 of C = (D - sigma^2)/2.
+    return (4 * v0 * v1 + sigma**4) ** 0.5 - sigma**2
+
+
+MISTAKES = [
+    ("01_sdes", "euler_maruyama", _em_with_sqrt_h),
+    ("02_score_matching", "dsm_loss", _dsm_mean_over_coordinates),
+    ("03_reverse_time", "reverse_drift", _reverse_drift_without_half),
+    ("04_likelihoods", "jensen_shannon", _jensen_shannon_as_kl),
+    ("05_fast_samplers", "ddim_step", _ddim_swapped),
+    ("06_flow_matching", "fm_loss", _fm_loss_paper_orientation),
+    ("07_inverse_problems", "gaussian_posterior", _posterior_without_noise_scale),
+    ("08_bridges_and_consistency", "sb_cross_covariance_1d", _cross_covariance_without_half),
+]
+
+
+@pytest.mark.parametrize("stem,name,mistake", MISTAKES, ids=[f"{s[:2]}-{n}" for s, n, _ in MISTAKES])
+def test_checks_reject_a_plausible_mistake(stem, name, mistake):
+    # Beyond the unfilled stubs: one mistake a learner could make per lab (a wrong factor, the other time
+    # orientation, KL instead of JS). Expected: the check raises AssertionError on it.
+    with pytest.raises(AssertionError):
+        getattr(_checks(stem), f"check_{name}")(mistake)
