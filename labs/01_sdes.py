@@ -24,7 +24,7 @@
 #
 # $$ X_{k+1} = X_k + f(t_k, X_k)\, h + g(t_k, X_k)\, \Delta W_k, \qquad \Delta W_k = W_{t_{k+1}} - W_{t_k}. $$
 #
-# Two ways to measure its error at a final time $T$ (Kloeden & Platen 1992, ch. 9):
+# Two ways to measure its error at a final time $T$ (Kloeden & Platen 1992):
 #
 # * **strong** (pathwise): $\mathbb E\,|X^h_T - X_T| \le C h^{\gamma}$, the numerical and the exact solution
 #   driven by the *same* Brownian path; Euler-Maruyama has $\gamma = 1/2$ (1 on additive noise),

@@ -16,7 +16,7 @@
 # against NFE its line has slope $-p$; what counts in practice is the error at a *given* budget.
 #
 # On the EDM process ($\alpha = 1$, $\sigma = t$) the ODE reads $dx/dt = (x - \hat x_0(x, t))/t$ (Karras et al.
-# 2022, eq. 3 with $\sigma(t) = t$). Two classical steps from $t_0$ to $t_1$, $h = t_1 - t_0$ (negative), with
+# 2022, eqs. 1 and 3 with $\sigma(t) = t$). Two classical steps from $t_0$ to $t_1$, $h = t_1 - t_0$ (negative), with
 # $u(t, x)$ the ODE's right-hand side:
 #
 # * **Euler**: $x_1 = x_0 + h\, u(t_0, x_0)$, order 1, one call.
