@@ -46,6 +46,8 @@ EXAMPLES = {
     "audio": ["train", "--n-train", "8", "--steps", "2", "--batch-size", "4", "--channels", "8", "--out", "{tmp}/audio"],
     "finance": ["train", "--paths", "64", "--length", "8", "--substeps", "1", "--steps", "2", "--width", "8", "--depth", "1",
                 "--batch-size", "16", "--out", "{tmp}/finance"],
+    "molecules": ["train", "--n-train", "8", "--steps", "2", "--width", "8", "--layers", "1", "--batch-size", "4",
+                  "--cache", "{tmp}/molecule-cache", "--out", "{tmp}/molecules"],
     "tune-grid": ["--target", "ring2d", "--solver", "ipndm", "--nfe", "4", "--pilot", "4", "--validation", "4",
                   "--max-iter", "3", "--out", "{tmp}/grid.json"],
 }

@@ -537,6 +537,21 @@ AUDIO = [
     Mutation("--seed", "--seed negative", lambda kw: "-1"), *_out_folder(),
 ]
 
+def _molecules(draw) -> dict:
+    # Valid runs: a 2-step training on 8 butane or ethylene-glycol conformers (RDKit, cached in the workspace).
+    return {"_cmd": "molecules", "_pos": ["train"], "--molecule": draw(st.sampled_from(("butane", "OCCO"))),
+            "--n-train": "8", "--steps": "2", "--width": "8", "--layers": "1", "--batch-size": "4",
+            "--cache": str(workspace() / "molecule-cache"), "--quiet": True, "--out": _fresh("molecules")}
+
+
+MOLECULES = [
+    *_ints("--steps"), *_ints("--n-train"), *_ints("--width"), *_floats("--lr"), _name("--molecule"),
+    Mutation("--molecule", "--molecule unparsable SMILES", lambda kw: "C1CC(", ("--molecule", "C1CC(")),
+    Mutation("--ckpt", "--ckpt given to train", lambda kw: str(workspace() / "run"), ("--ckpt",)),
+    Mutation("--seed", "--seed negative", lambda kw: "-1"), *_out_folder(),
+]
+
+
 CLI_ENTRIES: dict[str, Entry] = {e.name: e for e in (
     _entry("sample", _sample, SAMPLE),
     _entry("simulate", _simulate, SIMULATE),
@@ -557,5 +572,6 @@ CLI_ENTRIES: dict[str, Entry] = {e.name: e for e in (
     _entry("restore", _restore, RESTORE, valid_share=0.0),
     _entry("finance", _finance, FINANCE, valid_share=0.1),
     _entry("audio", _audio, AUDIO, valid_share=0.1),
+    _entry("molecules", _molecules, MOLECULES, valid_share=0.1),
 )}
 """The commands; ``demo`` and ``bench`` only with bad input (their valid runs take tens of seconds)."""

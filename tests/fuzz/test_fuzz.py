@@ -29,7 +29,7 @@ LIBRARY_BUDGET = {"sample": 80, "sdeint": 80, "odeint": 80, "processes": 80, "ta
 CLI_BUDGET = {"cli solvers": 15, "cli price": 40, "cli simulate": 25, "cli sample": 25, "cli compare": 25,
               "cli likelihood": 25, "cli evaluate": 30, "cli tune-grid": 25, "cli fokker-planck": 20, "cli train": 25,
               "cli demo": 20, "cli bench": 10, "cli reflow": 15, "cli bridge": 15, "cli distill": 12,
-              "cli train-autoencoder": 12, "cli restore": 12, "cli audio": 10,
+              "cli train-autoencoder": 12, "cli restore": 12, "cli audio": 10, "cli molecules": 12,
               "cli finance": 12}
 SLOW = {"trainer", "cli sample", "cli likelihood", "cli fokker-planck", "cli train", "cli compare", "cli simulate"}
 

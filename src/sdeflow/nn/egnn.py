@@ -52,8 +52,9 @@ def graph_edge_attributes(n_atoms: int, bonds: Sequence[Sequence[int]]) -> torch
     disconnected atoms). ``bonds`` is a list of ``(i, j, order)`` with order in ``BOND_ORDERS``.
     """
     n = check_int(n_atoms, "n_atoms", minimum=1)
-    attr = torch.zeros(n, n, len(BOND_ORDERS) + MAX_HOPS + 1, dtype=torch.float64)
-    hops = torch.full((n, n), -1, dtype=torch.int64)
+    # Plain Python lists (not tensors): checkpoints rebuild networks on the meta device, where no value can be read.
+    attr = [[[0.0] * (len(BOND_ORDERS) + MAX_HOPS + 1) for _ in range(n)] for _ in range(n)]
+    hops = [[-1] * n for _ in range(n)]
     adjacency: list[list[int]] = [[] for _ in range(n)]
     for bond in bonds:
         if len(bond) != 3:
@@ -63,24 +64,28 @@ def graph_edge_attributes(n_atoms: int, bonds: Sequence[Sequence[int]]) -> torch
             raise ValueError(f"bond {bond!r} names atoms outside 0..{n - 1} (or a loop)")
         if order not in BOND_ORDERS:
             raise ValueError(f"bond {bond!r}: order must be one of {BOND_ORDERS} (4: aromatic); got {order}")
-        attr[i, j, order - 1] = attr[j, i, order - 1] = 1.0
+        attr[i][j][order - 1] = attr[j][i][order - 1] = 1.0
         adjacency[i].append(j)
         adjacency[j].append(i)
     for start in range(n):  # breadth-first search: topological distances
-        hops[start, start] = 0
+        hops[start][start] = 0
         frontier = [start]
         while frontier:
             nxt = []
             for a in frontier:
                 for b in adjacency[a]:
-                    if hops[start, b] < 0:
-                        hops[start, b] = hops[start, a] + 1
+                    if hops[start][b] < 0:
+                        hops[start][b] = hops[start][a] + 1
                         nxt.append(b)
             frontier = nxt
-    for k in range(1, MAX_HOPS + 1):
-        attr[..., len(BOND_ORDERS) + k - 1] = (hops == k).double()
-    attr[..., -1] = (hops > MAX_HOPS).double()
-    return attr
+    for i in range(n):
+        for j in range(n):
+            k = hops[i][j]
+            if 1 <= k <= MAX_HOPS:
+                attr[i][j][len(BOND_ORDERS) + k - 1] = 1.0
+            elif k > MAX_HOPS:
+                attr[i][j][-1] = 1.0
+    return torch.tensor(attr, dtype=torch.float64, device="cpu")
 
 
 class _Layer(nn.Module):

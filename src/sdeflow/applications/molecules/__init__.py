@@ -1,0 +1,39 @@
+"""Molecules: 3-D conformers of small flexible molecules with an E(3)-equivariant diffusion model.
+
+* data (:mod:`.data`): shipped SMILES, RDKit ETKDG embedding + MMFF94 minimization, all hydrogens,
+  a seeded cache (RDKit is the optional extra ``sdeflow[molecules]``);
+* model (:mod:`.model`): an :class:`~sdeflow.nn.EGNN` ``eps``-denoiser on coordinates with zero
+  centroid (the diffusion runs on the ``(n - 1) * 3``-dimensional subspace), trained with
+  :class:`~sdeflow.training.Trainer` and sampled with :func:`sdeflow.sample`;
+* metrics (:mod:`.metrics`): torsion-angle JSD, MMFF energies (raw and briefly relaxed), COV/MAT
+  with Kabsch alignment over heavy-atom symmetries, bond-length error;
+* :func:`evaluate` compares samples with held-out conformers, beside the floor of a second held-out set;
+* files (:mod:`.io`): XYZ (no RDKit needed) and SDF.
+
+``sdeflow molecules train|sample`` is the command line (docs/applications/molecules.md).
+This package imports torch and numpy only; RDKit is imported by the functions that need it.
+"""
+
+from .data import MOLECULES, ConformerSet, generate_conformers, parse_smiles, require_rdkit, resolve_molecule
+from .evaluate import evaluate, plot_energies, plot_torsions
+from .io import write_sdf, write_xyz
+from .model import ZeroCentroidDenoising, build_model, prior_noise, sample_conformers, train_conformer_model
+
+__all__ = [
+    "MOLECULES",
+    "ConformerSet",
+    "generate_conformers",
+    "parse_smiles",
+    "require_rdkit",
+    "resolve_molecule",
+    "evaluate",
+    "plot_energies",
+    "plot_torsions",
+    "write_sdf",
+    "write_xyz",
+    "ZeroCentroidDenoising",
+    "build_model",
+    "prior_noise",
+    "sample_conformers",
+    "train_conformer_model",
+]
