@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def fokker_planck_rhs(p, x, drift, g2):
@@ -23,3 +24,15 @@ def jensen_shannon(p, q):
         pos = a > 0
         total += 0.5 * float(np.sum(a[pos] * np.log(a[pos] / m[pos])))
     return total
+
+
+def divergence(fn, x):
+    """(batch,) exact divergence of fn at x by autograd."""
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        u = fn(xg)
+        total = torch.zeros(x.shape[0], dtype=x.dtype)
+        for i in range(x.shape[1]):
+            (grad,) = torch.autograd.grad(u[:, i].sum(), xg, retain_graph=i < x.shape[1] - 1)
+            total = total + grad[:, i]
+    return total.detach()
