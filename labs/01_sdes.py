@@ -68,7 +68,47 @@ print(f"Cov(W(1/2), W(1)) = {(w_half * w_one).mean():.3f} (exact min(1/2, 1) = 0
 print("W(0,1/2) + W(1/2,1) == W(0,1):", bool(torch.allclose(tree(0.0, 0.5) + tree(0.5, 1.0), tree(0.0, 1.0))))
 
 # %% [markdown]
-# ## Exercise 1.1: your own Euler-Maruyama loop
+# ## Exercise 1.1: refining a Brownian path (Levy's construction)
+#
+# A tree of Brownian values is built by filling in midpoints: given $W_s = a$ and $W_t = b$, the value at
+# $s < u < t$ is Gaussian (a Brownian bridge),
+#
+# $$ W_u \mid (W_s = a, W_t = b) \sim \mathcal N\Big( \frac{(t - u)\, a + (u - s)\, b}{t - s},\; \frac{(u - s)(t - u)}{t - s} \Big). $$
+#
+# Complete `refine(a, b, s, u, t, z)`: return the value at $u$ from the standard normal draws `z` (same shape as
+# `a`). The check verifies the conditional mean and variance, and that refining $W_1 \sim \mathcal N(0, 1)$ at
+# $u = 0.3$ gives $\operatorname{Var} W_{0.3} = 0.3$ and $\operatorname{Cov}(W_{0.3}, W_1) = 0.3$: a Brownian motion again.
+
+# %%
+def refine(a, b, s, u, t, z):
+    """W_u given W_s = a and W_t = b, from standard normals z."""
+    # EXERCISE 1.1
+    return (a + b) / 2 + z
+
+
+refine = lab.check(refine)
+
+# %% [markdown]
+# With `refine` we can build Brownian paths from the top down (what a Brownian tree does): start from $W_0 = 0$
+# and $W_1 \sim \mathcal N(0, 1)$ and fill in midpoints level by level. A Brownian path is rough: over a grid of
+# step $h$, its **quadratic variation** $\sum_k (\Delta W_k)^2$ tends to $T = 1$ as $h \to 0$ (standard deviation
+# $\sqrt{2h}$), while a smooth path's tends to 0. This is why Ito calculus needs a second-order term.
+
+# %%
+gen = torch.Generator().manual_seed(5)
+paths = torch.stack([torch.zeros(8, dtype=F64), torch.randn(8, generator=gen, dtype=F64)])  # (2, 8): t = 0, 1
+for level in range(lab.size(14, 10)):
+    h = 1.0 / (paths.shape[0] - 1)
+    mids = refine(paths[:-1], paths[1:], 0.0, h / 2, h, torch.randn(paths.shape[0] - 1, 8, generator=gen, dtype=F64))
+    finer = torch.empty(2 * paths.shape[0] - 1, 8, dtype=F64)
+    finer[0::2], finer[1::2] = paths, mids
+    paths = finer
+quadratic_variation = paths.diff(dim=0).pow(2).sum(0)
+print(f"{paths.shape[0] - 1} steps: quadratic variation of 8 paths {[round(float(q), 3) for q in quadratic_variation]} "
+      f"(theory 1 +- {math.sqrt(2 / (paths.shape[0] - 1)):.3f})")
+
+# %% [markdown]
+# ## Exercise 1.2: your own Euler-Maruyama loop
 #
 # Complete `euler_maruyama(drift, diffusion, x0, ts, dws)`: `drift(t, x)` and `diffusion(t, x)` return
 # tensors of the shape of `x` (diagonal noise), `ts` is the grid $t_0 < \dots < t_N$ and `dws[k]` is the
@@ -82,14 +122,14 @@ print("W(0,1/2) + W(1/2,1) == W(0,1):", bool(torch.allclose(tree(0.0, 0.5) + tre
 def euler_maruyama(drift, diffusion, x0, ts, dws):
     """Euler-Maruyama from ts[0] to ts[-1]: x <- x + drift(t, x) h + diffusion(t, x) dW."""
     x = x0
-    # EXERCISE 1.1: loop over the steps k = 0 .. len(ts) - 2 and apply the update above.
+    # EXERCISE 1.2: loop over the steps k = 0 .. len(ts) - 2 and apply the update above.
     return x
 
 
 euler_maruyama = lab.check(euler_maruyama)
 
 # %% [markdown]
-# ## Exercise 1.2: reading an order off a log-log plot
+# ## Exercise 1.3: reading an order off a log-log plot
 #
 # If $e(h) = C h^p$ then $\log e = \log C + p \log h$. Complete `fitted_order(hs, errors)`: the
 # least-squares slope of $\log e$ against $\log h$.
@@ -97,7 +137,7 @@ euler_maruyama = lab.check(euler_maruyama)
 # %%
 def fitted_order(hs, errors):
     """The least-squares slope of log(errors) against log(hs)."""
-    # EXERCISE 1.2
+    # EXERCISE 1.3
     return 0.0
 
 

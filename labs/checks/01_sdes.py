@@ -75,3 +75,25 @@ def check_fitted_order(fitted_order) -> str:
     p = float(fitted_order(hs, errs))
     assert abs(p - expected) < 1e-9, f"fitted_order gave {p:.6f} on noisy errors; least squares gives {expected:.6f}"
     return f"slope 1.5 of 3 h^1.5 recovered; least-squares slope {expected:.4f} on noisy errors"
+
+
+def check_refine(refine) -> str:
+    # Conditional moments: with z = 0 the mean; with z = 1 the mean plus one standard deviation.
+    a = torch.tensor([0.2, -1.0], dtype=F64)
+    b = torch.tensor([1.0, 0.5], dtype=F64)
+    s, u, t = 0.5, 0.8, 1.5
+    mean = ((t - u) * a + (u - s) * b) / (t - s)
+    sd = math.sqrt((u - s) * (t - u) / (t - s))
+    got0 = refine(a, b, s, u, t, torch.zeros(2, dtype=F64))
+    assert isinstance(got0, torch.Tensor) and got0.shape == a.shape, f"expected a tensor of shape {tuple(a.shape)}"
+    assert torch.allclose(got0, mean, atol=1e-12), f"with z = 0 expected the bridge mean {mean.tolist()}; got {got0.tolist()}"
+    got1 = refine(a, b, s, u, t, torch.ones(2, dtype=F64))
+    assert torch.allclose(got1 - got0, torch.full((2,), sd, dtype=F64), atol=1e-12), f"the bridge's standard deviation is {sd:.6f}"
+    # A Brownian motion again: W_1 ~ N(0, 1), W_0.3 refined between W_0 = 0 and W_1. 200,000 draws: the
+    # moments 0.3 have standard errors ~0.0015 (variance) and ~0.001 (covariance); 0.01 is > 6 of them.
+    gen = torch.Generator().manual_seed(0)
+    w1 = torch.randn(200_000, generator=gen, dtype=F64)
+    w03 = refine(torch.zeros_like(w1), w1, 0.0, 0.3, 1.0, torch.randn(200_000, generator=gen, dtype=F64))
+    var, cov = float(w03.var()), float((w03 * w1).mean())
+    assert abs(var - 0.3) < 0.01 and abs(cov - 0.3) < 0.01, f"Var W(0.3) = {var:.4f}, Cov(W(0.3), W(1)) = {cov:.4f}; both must be 0.3"
+    return f"bridge mean and sd exact; Var W(0.3) = {var:.4f}, Cov(W(0.3), W(1)) = {cov:.4f} (theory 0.3, 0.3)"

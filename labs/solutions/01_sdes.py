@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -20,3 +22,9 @@ def fitted_order(hs, errors):
     x = torch.log(torch.as_tensor(hs, dtype=torch.float64))
     y = torch.log(torch.as_tensor(errors, dtype=torch.float64))
     return float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+
+
+def refine(a, b, s, u, t, z):
+    """W_u given W_s = a and W_t = b, from standard normals z."""
+    mean = ((t - u) * a + (u - s) * b) / (t - s)
+    return mean + math.sqrt((u - s) * (t - u) / (t - s)) * z
