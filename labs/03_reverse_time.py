@@ -80,6 +80,41 @@ def vp_to_ve(x, t, vp, ve):
 vp_to_ve = lab.check(vp_to_ve)
 
 # %% [markdown]
+# ## Exercise 3.3: the DDPM step, a posterior of the forward process
+#
+# DDPM's ancestral sampler (Ho et al. 2020, eqs. 6-7) steps from $t$ to $s < t$ by drawing from the forward
+# process's posterior $q(x_s \mid x_t, x_0)$ with $x_0$ replaced by the model's $\hat x_0$. With
+# $\alpha_{t|s} = \alpha_t / \alpha_s$ and $\sigma_{t|s}^2 = \sigma_t^2 - \alpha_{t|s}^2 \sigma_s^2$ (the noise added between $s$ and $t$),
+#
+# $$ q(x_s \mid x_t, x_0) = \mathcal N\Big( \frac{\alpha_{t|s} \sigma_s^2}{\sigma_t^2} x_t + \frac{\alpha_s \sigma_{t|s}^2}{\sigma_t^2} x_0,\;
+#    \frac{\sigma_{t|s}^2 \sigma_s^2}{\sigma_t^2} I \Big). $$
+#
+# Complete `ddpm_posterior(x_t, x0, t, s, process)` returning `(mean, variance)` (the variance a float64
+# scalar tensor). The check conditions the joint Gaussian of $(x_s, x_t)$ given $x_0$ directly and compares.
+# Then your step, iterated with the exact $\hat x_0$, is a DDPM sampler.
+
+# %%
+def ddpm_posterior(x_t, x0, t, s, process):
+    """Mean and variance of q(x_s | x_t, x0) for s < t."""
+    # EXERCISE 3.3
+    return x_t, torch.zeros((), dtype=torch.float64)
+
+
+ddpm_posterior = lab.check(ddpm_posterior)
+
+# %%
+steps = lab.size(200, 60)
+ts = torch.linspace(vp.T, 0.0, steps + 1, dtype=F64)
+gen = torch.Generator().manual_seed(0)
+x = vp.prior_sample((lab.size(4000, 1000), 2), generator=gen, dtype=F64)
+for t, s in zip(ts[:-1], ts[1:]):
+    mean, var = ddpm_posterior(x, ring.x0(x, t, vp), t, s, vp)
+    x = mean + var.sqrt() * torch.randn(x.shape, generator=gen, dtype=F64)
+fresh_ddpm = ring.sample(x.shape[0], seeds=500_000)
+print(f"your DDPM sampler, {steps} steps: sliced W2 to data {sliced_wasserstein2(x, fresh_ddpm):.3f} "
+      f"(two data sets: {sliced_wasserstein2(ring.sample(x.shape[0], seeds=600_000), fresh_ddpm):.3f})")
+
+# %% [markdown]
 # ## Sampling by the reverse SDE and by the probability-flow ODE
 #
 # With the exact score of the ring, both samplers must reproduce the data distribution on both processes;

@@ -59,3 +59,29 @@ def check_vp_to_ve(vp_to_ve) -> str:
         dens = float((lp_ve - lp_vp - 2 * math.log(float(vp.alpha(t)))).abs().max())
         assert dens < 1e-8, f"at t = {t}: log-densities break the change of variables by {dens:.3g}"
     return "same noise level, same exact denoiser output, and log-densities related by D log alpha (to 1e-8)"
+
+
+def check_ddpm_posterior(ddpm_posterior) -> str:
+    # Condition the joint Gaussian of (x_s, x_t) given x0 directly: x_s = a_s x0 + sig_s e1 and
+    # x_t = a_t x0 + sig_t e2 with Cov(x_s, x_t) = (a_t / a_s) sig_s^2 (the Markov forward process), so
+    # E[x_s | x_t] = a_s x0 + Cov/Var(x_t) (x_t - a_t x0) and Var = sig_s^2 - Cov^2 / sig_t^2.
+    worst = 0.0
+    gen = torch.Generator().manual_seed(0)
+    for process in (processes.VP(), processes.VE(), processes.Cosine()):
+        for t, s in ((0.9, 0.6), (0.5, 0.45), (0.2, 0.05)):
+            x_t = torch.randn(16, 2, generator=gen, dtype=F64)
+            x0 = torch.randn(16, 2, generator=gen, dtype=F64)
+            out = ddpm_posterior(x_t, x0, t, s, process)
+            assert isinstance(out, tuple) and len(out) == 2, "return (mean, variance)"
+            mean, var = out
+            a_s, a_t = float(process.alpha(s)), float(process.alpha(t))
+            sig_s, sig_t = float(process.sigma(s)), float(process.sigma(t))
+            cov = a_t / a_s * sig_s**2
+            want_mean = a_s * x0 + cov / sig_t**2 * (x_t - a_t * x0)
+            want_var = sig_s**2 - cov**2 / sig_t**2
+            gm = float((mean - want_mean).abs().max())
+            gv = abs(float(var) - want_var)
+            assert gm < 1e-10, f"{process.name}, t = {t}, s = {s}: posterior mean off by {gm:.3g}"
+            assert gv < 1e-10, f"{process.name}, t = {t}, s = {s}: posterior variance {float(var):.6g}, expected {want_var:.6g}"
+            worst = max(worst, gm, gv)
+    return f"equals the conditioned joint Gaussian on VP, VE and cosine (max gap {worst:.1e})"
