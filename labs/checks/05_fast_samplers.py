@@ -65,3 +65,19 @@ def check_heun_step(heun_step) -> str:
 
     gap, order = _order(loop, "heun", 2.0)
     return f"equals sdeflow's heun to {gap:.1e}; order {order:.2f} against the exact flow (theory 2)"
+
+
+def check_karras_levels(karras_levels) -> str:
+    edm = processes.EDM()
+    worst = 0.0
+    for steps, rho, t_min in ((4, 7.0, 0.05), (18, 7.0, 0.002), (10, 3.0, 0.1)):
+        got = karras_levels(80.0, t_min, steps, rho)
+        assert isinstance(got, torch.Tensor) and got.shape == (steps + 1,), f"expected {steps + 1} levels"
+        ref = Karras(rho=rho, to_zero=False, t_min=t_min)(edm, steps)   # on EDM the time is the noise level
+        gap = float((got.to(F64) - ref).abs().max() / ref.max())
+        assert gap < 1e-12, f"steps = {steps}, rho = {rho}: relative gap {gap:.3g} to sdeflow.grids.Karras"
+        worst = max(worst, gap)
+    # rho = 1 is the uniform grid.
+    flat = karras_levels(80.0, 0.05, 4, 1.0)
+    assert torch.allclose(flat.to(F64), torch.linspace(80.0, 0.05, 5, dtype=F64), rtol=1e-12), "rho = 1 must be uniform"
+    return f"equals sdeflow.grids.Karras (relative gap {worst:.1e}); rho = 1 is uniform"
