@@ -31,6 +31,7 @@ BENCHMARKS = {
     "sde_adjoint": "sdeint_adjoint against backpropagation and torchsde's adjoint: gradient error, memory held, time, by steps",
     "few_step": "consistency distillation and training against exact teachers (W2 at 1 and 2 calls) and on digits (Frechet distance at 1, 2, 4 calls)",
     "distributed": "training and sampling throughput with 1 and 2 torchrun processes; communication per step on N GPUs",
+    "finance_paths": "a flow model of Heston return paths: stylized facts and call prices against the simulator and a held-out floor, training time",
 }
 
 
