@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["samplers", "family", "networks", "adapters", "sde", "adjoint", "training", "corrupted", "latent", "distributed", "few-step", "transport", "analysis", "inverse", "finance", "reliability"]
+ORDER = ["samplers", "family", "networks", "adapters", "sde", "adjoint", "training", "corrupted", "latent", "distributed", "few-step", "transport", "analysis", "inverse", "audio", "finance", "reliability"]
 TITLES = {
     "samplers": "Samplers: accuracy per model call against k-diffusion and diffusers",
     "family": "Samplers on the problem family: tuning and validation halves",
@@ -25,6 +25,7 @@ TITLES = {
     "transport": "Transport: rectified flow with reflow, Schrodinger bridges",
     "analysis": "Likelihood and Fokker-Planck",
     "inverse": "Inverse problems: posterior methods against exact posteriors",
+    "audio": "Audio: pitch-conditional notes (pitch accuracy, Frechet distance, training time)",
     "finance": "Finance: synthetic stochastic-volatility return paths (stylized facts, option prices)",
     "reliability": "Reliability: fuzzing every public entry point",
 }

@@ -32,6 +32,7 @@ BENCHMARKS = {
     "few_step": "consistency distillation and training against exact teachers (W2 at 1 and 2 calls) and on digits (Frechet distance at 1, 2, 4 calls)",
     "distributed": "training and sampling throughput with 1 and 2 torchrun processes; communication per step on N GPUs",
     "finance_paths": "a flow model of Heston return paths: stylized facts and call prices against the simulator and a held-out floor, training time",
+    "audio": "pitch-conditional notes: training time, pitch accuracy and Frechet distance in the pitch classifier's features against held-out floors",
 }
 
 
