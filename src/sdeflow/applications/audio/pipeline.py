@@ -174,8 +174,8 @@ def load_audio_model(ckpt: str | Path):
     audio = config.get("data", {}).get("audio")
     if config.get("data", {}).get("kind") != "audio" or not isinstance(audio, dict):
         raise ValueError(f"{ckpt} is not an audio checkpoint (written by `sdeflow audio train` / train_audio); its data is {config.get('data', {}).get('name')!r}")
-    snr = audio["notes"].pop("snr_db", (20.0, 40.0))
-    ncfg = NoteConfig(**audio["notes"], snr_db=tuple(snr))
+    stored = dict(audio["notes"])
+    ncfg = NoteConfig(**{**stored, "snr_db": tuple(stored.get("snr_db", (20.0, 40.0)))})
     return model, process, LogMel(**audio["logmel"]), ncfg, config["data"]["transform"]
 
 
