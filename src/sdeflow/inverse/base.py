@@ -118,15 +118,16 @@ class InverseProblem:
             (grad,) = torch.autograd.grad(value.sum(), xg)
         return d.x0.detach(), d.eps.detach(), grad.detach(), value.detach()
 
-    def x0_variance(self, eps: torch.Tensor, a: float, s: float) -> torch.Tensor:
-        """An estimate of ``Var(x0 | x_t)`` per coordinate, ``(m,)`` float64, one per measurement's population.
+    def x0_variance(self, eps: torch.Tensor, a: float, s: float, groups: int | None = None) -> torch.Tensor:
+        """An estimate of ``Var(x0 | x_t)`` per coordinate, ``(m,)`` float64, one per measurement's population
+        (``(groups,)``, one per equal slice of the rows, if ``groups`` is given).
 
         Analytic-DPM's identity (Bao, Li, Zhu & Zhang, ICLR 2022, eq. 7 in its variance-per-coordinate
         form): ``E Var(x0 | x_t) = (s / a)^2 (1 - E ||eps_hat||^2 / D)``, with the expectation taken as the
         mean of ``eps_hat^2`` over the population and the coordinates; no extra model call, and exact for
         Gaussian data whose coordinates share one variance. ``a`` must be > 0.
         """
-        e2 = eps.to(torch.float64).reshape(self.m, self.n, -1).pow(2).mean(dim=(1, 2))
+        e2 = eps.to(torch.float64).reshape(self.m if groups is None else groups, -1).pow(2).mean(dim=1)
         return (s / a) ** 2 * torch.clamp(1.0 - e2, min=0.0)
 
     def residual(self, x0: torch.Tensor) -> torch.Tensor:

@@ -2,10 +2,21 @@
 
 The prior is the diffusion model's ancestral (DDPM) chain on the grid ``T = t_K > ... > t_0 = 0``,
 ``p(x_K) prod_k p_k(x_k | x_{k+1})`` with ``p_k = N(mu_k(x_{k+1}), c_k^2 I)``,
-``mu_k = a_k x0_hat + sqrt(s_k^2 - c_k^2) eps_hat`` and ``c_k = c_ddpm`` (:mod:`sdeflow.inverse.base`);
-the last kernel, to ``t_0 = 0``, is ``N(x0_hat, n_1^2 I)`` with ``n_1 = s_1 / a_1`` the noise level of
-the last positive time (DDPM's deterministic last step would make a noiseless measurement a
-point mass that no particle hits). In the SVD basis (``xbar = V^T x``, ``ubar = U^T y``,
+``mu_k = a_k x0_hat + sqrt(s_k^2 - c_k^2) eps_hat``. The kernel variance (option ``kernel``) is
+``c_k^2 = c_ddpm^2 + k0^2 r_k^2``, with ``k0`` the coefficient of ``x0_hat`` in ``mu_k`` and ``r_k^2`` Analytic-DPM's
+isotropic estimate of ``Var(x0 | x_t)`` (Bao et al., ICLR 2022), ``(s/a)^2 (1 - mean eps_hat^2)``: by default
+(``"analytic"``) the mean is over the particles of the measurement, which are conditioned on ``y``;
+with ``"marginal"`` it is over a companion population of unweighted draws of the same chain that ride
+in the same model calls, as Bao et al.'s expectation is over the prior marginal. For an isotropic
+Gaussian prior ``"marginal"`` is the exact reverse transition, so its chain is exact at any step count,
+while ``"analytic"`` makes the prior chain depend on ``y`` (posterior variances 13 % too wide at 20
+steps); on mixtures, where ``Var(x0 | x_t)`` varies with ``x_t``, neither is exact and the benchmark
+shows no consistent winner (BENCHMARKS-inverse.md). ``kernel="ddpm"`` (``c_ddpm`` alone,
+:mod:`sdeflow.inverse.base`) is a fixed chain whose posterior has a closed form on Gaussian priors
+(:func:`chain_moments`); it loses about 9 % of every variance at 100 steps. The last kernel, to
+``t_0 = 0``, is centred at ``x0_hat`` with at least a quarter of ``n_1^2`` (``n_1 = s_1 / a_1`` the noise
+level of the last positive time; ``kernel="ddpm"``: ``n_1^2``): DDPM's deterministic last step would
+make a noiseless measurement a point mass that no particle hits. In the SVD basis (``xbar = V^T x``, ``ubar = U^T y``,
 ``ubar_i = s_i xbar0_i + noise_std n_i``) each particle carries the Gaussian potential
 
     g_k(x_k) = prod_{i: s_i > 0} N(a_k ubar_i ; s_i xbar_{k,i}, a_k^2 noise_std^2 + s_i^2 s_k^2)
@@ -56,8 +67,8 @@ def systematic_resample(logw: torch.Tensor, n_out: int, generator: torch.Generat
     return torch.searchsorted(cdf, points, right=True).clamp_(max=logw.shape[1] - 1)
 
 
-def chain_moments(ts, process, *, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``x_0`` marginal of MCGdiff's prior chain (``kernel="ddpm"``) for a Gaussian prior with an exact denoiser.
+def chain_moments(ts, process, *, mean: torch.Tensor, var: torch.Tensor, kernel: str = "ddpm") -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``x_0`` marginal of MCGdiff's prior chain for a Gaussian prior with an exact denoiser.
 
     For the prior ``N(mean, diag(var))`` the denoiser is linear, ``x0_hat = mean + G (x_t - a_t mean)`` with
     ``G = a_t var / (a_t^2 var + s_t^2)``, so each kernel ``x_t1 = k0 x0_hat + k1 x_t0 + c xi`` (module
@@ -65,12 +76,15 @@ def chain_moments(ts, process, *, mean: torch.Tensor, var: torch.Tensor) -> tupl
     start ``x ~ N(0, s_0^2)`` at ``ts[0]``. The weighted particles target this chain's posterior, i.e. the
     prior ``N(m_0, diag(v_0))`` returned here conditioned on ``y``; its distance to the data prior is the
     chain's discretization error (first order in the step: about 9 % of each variance at 100 steps of the
-    default log-SNR grid of VP, 1 % at 1000).
+    default log-SNR grid of VP, 1 % at 1000). ``kernel="marginal"`` gives the chain of infinitely many companion
+    draws: each kernel adds ``k0^2`` times the mean over coordinates of ``Var(x0_i | x_t) = var_i s^2 / (a^2 var_i + s^2)``,
+    which is the exact reverse transition when ``var`` is isotropic (no bias at any step count).
 
     Args:
         ts: the grid that the sampler visits (``posterior_sample(...).ts``).
         process: the forward process.
         mean, var: ``(D,)`` the prior's mean and per-coordinate variances.
+        kernel: ``"ddpm"`` or ``"marginal"`` (:class:`MCGdiff`).
 
     Returns:
         ``(m_0, v_0)``, each ``(D,)`` float64.
@@ -81,6 +95,8 @@ def chain_moments(ts, process, *, mean: torch.Tensor, var: torch.Tensor) -> tupl
         raise ValueError(f"mean and var must both have shape (D,); got {tuple(mean.shape)} and {tuple(var.shape)}")
     if not bool((var > 0).all()):
         raise ValueError("var must be > 0 in every coordinate")
+    if kernel not in ("ddpm", "marginal"):
+        raise ValueError(f"kernel must be 'ddpm' or 'marginal' (the 'analytic' chain depends on the population); got {kernel!r}")
     tlist = [float(t) for t in ts]
     s_start = float(process.sigma(tlist[0]))
     m, v = torch.zeros_like(mean), torch.full_like(var, s_start * s_start)
@@ -93,7 +109,12 @@ def chain_moments(ts, process, *, mean: torch.Tensor, var: torch.Tensor) -> tupl
         k0 = a1 - k1 * a0
         lin = k0 * gain + k1  # x_t1 = lin x_t0 + k0 (mean - gain a0 mean) + c xi
         m = lin * m + k0 * (mean - gain * a0 * mean)
-        v = lin * lin * v + (c * c if s1 > 0 else (s0 / a0) ** 2)
+        if kernel == "ddpm":
+            q = c * c if s1 > 0 else (s0 / a0) ** 2
+        else:  # MCGdiff.step: c^2 + k0^2 r2, r2 the isotropic Var(x0 | x_t), at least a quarter of n_1^2 on the last kernel
+            r2 = float((var * s0 * s0 / (a0 * a0 * var + s0 * s0)).mean())
+            q = c * c + k0 * k0 * (r2 if s1 > 0 else max(r2, 0.25 * (s0 / a0) ** 2))
+        v = lin * lin * v + q
     return m, v
 
 
@@ -103,6 +124,7 @@ class _State:
     ess: list = field(default_factory=list)
     resampled: int = 0
     last_noise_level: float = 0.0
+    companion: torch.Tensor | None = None  # (companion, *event): unweighted draws of the prior chain (kernel "marginal")
 
 
 @register
@@ -113,17 +135,30 @@ class MCGdiff(PosteriorMethod):
     Args:
         ess_threshold: resample when the effective sample size falls below this fraction of the
             population (0.5, a common choice; 1.0 resamples at every step, 0 never).
+        kernel: the variance of the prior chain's Gaussian kernels. ``"ddpm"``: ``c_ddpm^2``, a fixed
+            chain whose posterior the particles target exactly (:func:`chain_moments`); its variances are
+            first-order low in the step (9 % at 100 steps of the default grid). ``"analytic"`` (default):
+            ``c_ddpm^2 + k0^2 Var(x0 | x_t)`` with Analytic-DPM's isotropic estimate taken over the
+            (y-conditioned) population. ``"marginal"``: the same estimate over ``companion`` unweighted
+            draws of the prior chain that move with the particles in the same model call, so the chain
+            does not depend on ``y`` (exact on isotropic Gaussian priors; module docstring).
+        companion: draws of the prior chain for ``kernel="marginal"``, shared by all measurements (default:
+            enough for 20,000 coordinate values in the isotropic average, ``min(1000, max(32, 20000 / D))``
+            for states of ``D`` coordinates).
     """
 
     name: ClassVar[str] = "mcgdiff"
     particle: ClassVar[bool] = True
     ess_threshold: float = 0.5
     kernel: str = "analytic"
+    companion: int | None = None
 
     def __post_init__(self) -> None:
         check_range(self.ess_threshold, "ess_threshold", 0.0, 1.0)
-        if self.kernel not in ("analytic", "ddpm"):
-            raise ValueError(f"kernel must be 'analytic' or 'ddpm'; got {self.kernel!r}")
+        if self.kernel not in ("analytic", "ddpm", "marginal"):
+            raise ValueError(f"kernel must be 'analytic', 'ddpm' or 'marginal'; got {self.kernel!r}")
+        if self.companion is not None:
+            check_range(self.companion, "companion", 1, None, integer=True)
 
     def check(self, problem: InverseProblem) -> None:
         super().check(problem)
@@ -147,20 +182,32 @@ class MCGdiff(PosteriorMethod):
         op, m, n = problem.operator, problem.m, problem.n
         a0, s0 = problem.coefs(t0)
         a1, s1 = problem.coefs(t1)
-        x0, eps = problem.denoise(x, t0)
+        if self.kernel == "marginal" and not state.ess:  # the companion starts where the particles do: sigma(ts[0]) z
+            size = self.companion or min(1000, max(32, math.ceil(20_000 / x[0].numel())))
+            state.companion = s0 * problem.randn_like(x[:1].expand((size,) + tuple(x.shape[1:])))
+        comp = state.companion
+        if comp is not None:  # one model call on the particles and the companion draws together
+            x0, eps = problem.denoise(torch.cat([x, comp]), t0)
+            x0, eps, x0c, epsc = x0[: x.shape[0]], eps[: x.shape[0]], x0[x.shape[0]:], eps[x.shape[0]:]
+        else:
+            x0, eps = problem.denoise(x, t0)
         c = ancestral_std(a0, s0, a1, s1)
         k1 = math.sqrt(max(s1 * s1 - c * c, 0.0)) / s0
         k0 = a1 - k1 * a0  # the DDPM mean is k0 x0_hat + k1 x_t0
         mu = k0 * x0 + k1 * x
         var_k = torch.full((m, 1), c * c, dtype=torch.float64, device=x.device)
-        if self.kernel == "analytic" and a0 > 0:
-            # the kernel adds what x0_hat's uncertainty brings into x_t1: k0^2 Var(x0 | x_t0) (Analytic-DPM)
-            r2 = problem.x0_variance(eps, a0, s0)
+        if self.kernel != "ddpm" and a0 > 0:
+            # the kernel adds what x0_hat's uncertainty brings into x_t1: k0^2 Var(x0 | x_t0) (Analytic-DPM), estimated
+            # over the population (analytic) or over the prior chain's own draws (marginal)
+            r2 = problem.x0_variance(epsc, a0, s0, groups=1) if comp is not None else problem.x0_variance(eps, a0, s0)
             if s1 == 0:  # the last kernel: at least a quarter of the noise level's variance (module docstring)
                 r2 = torch.clamp(r2, min=0.25 * (s0 / a0) ** 2)
             var_k = var_k + k0 * k0 * r2[:, None]
         elif s1 == 0:
             var_k = torch.full((m, 1), (s0 / a0) ** 2, dtype=torch.float64, device=x.device)
+        if comp is not None:  # the companion draws move by the same kernel, without potentials
+            vc = float(var_k[0, 0])
+            state.companion = k0 * x0c + k1 * comp + math.sqrt(vc) * problem.randn_like(comp)
         cc = var_k.to(x.dtype).repeat_interleave(n, dim=0)  # (B, 1) the kernel's variance c_k^2
         xbar, mubar = op.Vt(x), op.Vt(mu)
         s, obs, uy = problem.spectral(xbar)
