@@ -13,15 +13,18 @@ def _mixtures():
     return m0, m1
 
 
-@pytest.mark.parametrize("interpolant", ["linear", "trigonometric"])
-@pytest.mark.parametrize("gamma_scale", [0.0, 0.8])
-def test_fields_satisfy_the_continuity_equation(interpolant, gamma_scale):
+@pytest.mark.parametrize(
+    "interpolant,gamma_scale,gamma",
+    [("linear", 0.0, None), ("linear", 0.8, None), ("trigonometric", 0.0, None), ("trigonometric", 0.8, None),
+     ("encoder_decoder", 0.8, "sin2"), ("linear", 0.8, "quadratic"), ("encoder_decoder", 0.6, "sqrt")],
+)
+def test_fields_satisfy_the_continuity_equation(interpolant, gamma_scale, gamma):
     # The velocity transports the marginal: d/dt log p + div v + v . grad log p = 0 at every (t, x). With d/dt log p
     # by central differences (h = 1e-5, error ~1e-9) and div v, grad log p by autograd, the residual is below 1e-6;
     # the closed-form score equals autograd of log_prob to 1e-10.
-    oracle = MixtureInterpolant(*_mixtures(), interpolant=interpolant, gamma_scale=gamma_scale)
+    oracle = MixtureInterpolant(*_mixtures(), interpolant=interpolant, gamma_scale=gamma_scale, gamma=gamma)
     x = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2
-    for t in (0.2, 0.5, 0.8):
+    for t in (0.2, 0.45, 0.8):  # 0.45: the encoder-decoder's first half, near its noise-only middle
         h = 1e-5
         dlogp = (oracle.log_prob(t + h, x) - oracle.log_prob(t - h, x)) / (2 * h)
         xg = x.clone().requires_grad_(True)
@@ -50,5 +53,7 @@ def test_bad_input_is_named():
         MixtureInterpolant(m0, m1, gamma_scale=-1.0)
     with pytest.raises(ValueError, match="one dimension"):
         MixtureInterpolant(m0, GaussianMixture([1.0], [[0.0, 0.0, 0.0]], stds=[[1.0, 1.0, 1.0]]))
-    with pytest.raises(ValueError, match="t must be a number in"):
-        MixtureInterpolant(m0, m1).velocity(1.0, torch.zeros(1, 2))
+    with pytest.raises(ValueError, match=r"t must be a number in \[0, 1\]"):
+        MixtureInterpolant(m0, m1).velocity(1.5, torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="gamma must be one of"):
+        MixtureInterpolant(m0, m1, gamma_scale=1.0, gamma="cosine")

@@ -119,6 +119,10 @@ def run_checkpoint(args: argparse.Namespace, out: Path, tuned=None) -> dict:
     # The checkpoint's config (of the newest checkpoint for a run folder), checked as it is read.
     config = read_checkpoint(path).config
     grid = tuned if tuned is not None else (get_grid(args.grid) if args.grid else None)
+    objective = config.get("objective") or {}
+    if objective.get("name") == "interpolant" and objective.get("field") == "denoiser":
+        raise ValueError(f"{path} is a stochastic interpolant's denoiser E[z | x_t], not a sampler: sample the velocity "
+                         "checkpoint, or both with sdeflow.transport.interpolant_sample (docs/transport.md)")
     if config.get("stochastic_sampling_valid") is False and bool(get_solver(solver or "ipndm", **options).stochastic):
         print(
             f"warning: {path} was trained with an optimal-transport coupling; its velocity is not a marginal "

@@ -50,8 +50,18 @@ def register(subparsers) -> None:
     p.add_argument("--n-data", type=_positive_int, default=None, help="training-set size for sampled data (default 100000)")
     p.add_argument("--normalize", choices=("auto", "none", "standardize"), default="auto",
                    help="data scaling: auto (images to [-1, 1], vectors standardized), none, standardize")
-    p.add_argument("--objective", choices=("fm", "dsm", "ct", "ect"), default="fm",
-                   help="flow matching, denoising score matching, consistency training (improved CT) or easy consistency tuning (needs --init)")
+    p.add_argument("--objective", choices=("fm", "dsm", "ct", "ect", "interpolant"), default="fm",
+                   help="flow matching, denoising score matching, consistency training (improved CT), easy consistency tuning "
+                        "(needs --init) or a stochastic interpolant's field from N(0, I) to the data (docs/transport.md)")
+    p.add_argument("--interpolant", choices=("linear", "trigonometric", "encoder_decoder"), default="linear",
+                   help="--objective interpolant: the path a(t) x0 + b(t) x1 + gamma(t) z")
+    p.add_argument("--gamma", choices=("sqrt", "quadratic", "sin2", "none"), default=None,
+                   help="--objective interpolant: gamma(t) / gamma-scale = sqrt(t(1-t)), t(1-t), sin^2(pi t) or 0 "
+                        "(default sin2 for encoder_decoder, else sqrt)")
+    p.add_argument("--gamma-scale", type=float, default=1.0, help="--objective interpolant: the scale c of gamma(t)")
+    p.add_argument("--field", choices=("velocity", "denoiser"), default="velocity",
+                   help="--objective interpolant: learn the velocity b (samples with sdeflow sample --ckpt) or the denoiser "
+                        "E[z | x_t] (the score, for interpolant_sample's SDE)")
     p.add_argument("--init", type=Path, default=None, help="ect: the trained diffusion checkpoint the consistency model starts from")
     p.add_argument("--process", choices=processes(), default=None, help="default: linear for fm, vp for dsm")
     p.add_argument("--prediction", choices=("eps", "x0", "v", "score", "velocity"), default=None,
@@ -165,10 +175,21 @@ def run_train(args: argparse.Namespace) -> int:
     with reading(args.data, "--data"):
         source = get_data(args.data, n=args.n_data, seed=args.seed, normalize=args.normalize, key=args.data_key)
     precond = None if args.precond == "none" else args.precond
-    process = get_process(args.process or ("linear" if args.objective == "fm" else "vp"))
-    prediction = "x0" if precond else (args.prediction or ("velocity" if args.objective == "fm" else "v"))
+    process = get_process(args.process or ("linear" if args.objective in ("fm", "interpolant") else "vp"))
+    default_prediction = {"fm": "velocity", "interpolant": "eps" if args.field == "denoiser" else "velocity"}
+    prediction = "x0" if precond else (args.prediction or default_prediction.get(args.objective, "v"))
     sampler = args.time_sampler or ("lognormal" if precond else None)
-    if args.objective == "fm":
+    if args.objective != "interpolant" and (args.interpolant, args.gamma, args.gamma_scale, args.field) != ("linear", None, 1.0, "velocity"):
+        raise ValueError("--interpolant, --gamma, --gamma-scale and --field apply to --objective interpolant")
+    if args.objective == "interpolant":  # sdeflow.transport.StochasticInterpolant, noise-to-data
+        from ..transport import StochasticInterpolant
+
+        if args.coupling != "independent" or precond:
+            raise ValueError("--objective interpolant draws x1 ~ N(0, I) independently of the data and takes no --coupling or --precond")
+        objective = StochasticInterpolant(process, prediction, interpolant=args.interpolant, gamma=args.gamma,
+                                          gamma_scale=args.gamma_scale, field=args.field, weighting=args.weighting,
+                                          time_sampler=sampler)
+    elif args.objective == "fm":
         coupling = {"name": args.coupling, "reg": args.sinkhorn_reg} if args.coupling == "sinkhorn" else args.coupling
         objective = FlowMatching(process, prediction, weighting=args.weighting, time_sampler=sampler, coupling=coupling)
     else:
@@ -191,6 +212,8 @@ def run_train(args: argparse.Namespace) -> int:
         evaluator = VectorEvaluator(source.heldout, source.transform(), solver=args.eval_solver, steps=args.eval_steps)
     else:
         evaluator = None
+    if args.objective == "interpolant" and args.field == "denoiser":
+        evaluator = None  # E[z | x_t] is not a sampler: it is the score's half of interpolant_sample's SDE
     if args.objective in ("ct", "ect"):  # consistency models (sdeflow.distill); sample with solver "consistency"
         from ..distill.runs import consistency_objective
 

@@ -39,7 +39,7 @@ import torch
 from .._utils import check_int, check_positive
 from ..noise.rng import as_seeds, derive_keys, mix64, normal_from_keys
 
-__all__ = ["GaussianBridge", "MixtureInterpolant", "INTERPOLANTS"]
+__all__ = ["GaussianBridge", "MixtureInterpolant"]
 
 _STREAM_COUPLING = 0x5342_0001  # the endpoints' normals
 _STREAM_PATH = 0x5342_0002  # the Brownian bridges' normals
@@ -256,34 +256,39 @@ class GaussianBridge:
         return out.to(dtype)
 
 
-INTERPOLANTS = ("linear", "trigonometric")
-
-
 class MixtureInterpolant:
     """Exact fields of a stochastic interpolant between two independent Gaussian mixtures.
 
     ``x_t = a(t) x0 + b(t) x1 + gamma(t) z`` with ``x0 ~ mixture0`` (``t = 0``), ``x1 ~ mixture1``
     (``t = 1``) and ``z ~ N(0, I)`` independent (Albergo, Boffi and Vanden-Eijnden 2023, "Stochastic
-    interpolants", eq. (2.1)); ``a = 1 - t, b = t`` (``linear``) or ``a = cos(pi t / 2),
-    b = sin(pi t / 2)`` (``trigonometric``), and ``gamma(t) = gamma_scale sqrt(t (1 - t))``.
+    interpolants", eq. (2.1)); ``a, b, gamma`` come from
+    :class:`~sdeflow.processes.interpolant.InterpolantSchedule` (linear, trigonometric or encoder-decoder
+    interpolant; ``gamma = gamma_scale * shape(t)`` with the shape ``sqrt(t (1 - t))``, ``t (1 - t)`` or
+    ``sin^2(pi t)``). Noise-to-data is the case ``mixture1 = N(0, I)`` (one component).
 
     The marginal is a mixture over component pairs ``(i, j)`` with weight ``w_i v_j``, mean
     ``mu_ij = a m_i + b n_j`` and covariance ``C_ij = a^2 S_i + b^2 R_j + gamma^2 I``. Within a pair all
-    of ``(x0, x1, z, x_t)`` is Gaussian, so the velocity ``E[a' x0 + b' x1 + gamma' z | x_t = x]`` is
+    of ``(x0, x1, z, x_t)`` is Gaussian, so the velocity ``b(t, x) = E[a' x0 + b' x1 + gamma' z | x_t = x]``
+    (their eq. (2.10)) is
 
         v(t, x) = sum_ij r_ij(x) [ mu_ij' + (a a' S_i + b b' R_j + gamma gamma' I) C_ij^{-1} (x - mu_ij) ]
 
-    with ``r_ij`` the posterior responsibilities, and the score is
-    ``sum_ij r_ij(x) (-C_ij^{-1} (x - mu_ij))``; the denoiser ``E[z | x_t]`` is ``-gamma * score``.
-    The velocity transports the marginals (continuity equation), which the tests check by autograd.
+    with ``r_ij`` the posterior responsibilities, and the score is ``sum_ij r_ij(x) (-C_ij^{-1} (x - mu_ij))``;
+    the denoiser ``E[z | x_t = x]`` is ``-gamma * score`` (their eq. (2.13)). The velocity transports the
+    marginals (continuity equation), which the tests check by autograd; ``gamma gamma'`` stays finite at the
+    ends, so the velocity is defined on the closed ``[0, 1]`` wherever ``C_ij`` is invertible.
 
     Args:
         mixture0, mixture1: :class:`~sdeflow.targets.GaussianMixture` objects of one dimension.
-        interpolant: ``"linear"`` or ``"trigonometric"``.
-        gamma_scale: the latent noise's scale (``0``: a deterministic interpolant).
+        interpolant: ``"linear"``, ``"trigonometric"`` or ``"encoder_decoder"``.
+        gamma_scale: the latent noise's scale ``c`` (``0``: a deterministic interpolant).
+        gamma: the shape of ``gamma`` (``"sqrt"``, ``"quadratic"``, ``"sin2"``; default ``"sin2"`` for the
+            encoder-decoder, ``"sqrt"`` otherwise).
     """
 
-    def __init__(self, mixture0, mixture1, interpolant: str = "linear", gamma_scale: float = 0.0) -> None:
+    def __init__(self, mixture0, mixture1, interpolant: str = "linear", gamma_scale: float = 0.0, gamma: str | None = None) -> None:
+        from ..processes.interpolant import InterpolantSchedule
+
         for name, mix in (("mixture0", mixture0), ("mixture1", mixture1)):
             if not all(hasattr(mix, attr) for attr in ("weights", "means", "covs")):
                 raise TypeError(f"{name} must be a sdeflow.targets.GaussianMixture; got {type(mix).__name__}")
@@ -291,11 +296,9 @@ class MixtureInterpolant:
             raise ValueError(
                 f"mixture0 and mixture1 must have one dimension; got {mixture0.means.shape[1]} and {mixture1.means.shape[1]}"
             )
-        if interpolant not in INTERPOLANTS:
-            raise ValueError(f"interpolant must be one of {list(INTERPOLANTS)}; got {interpolant!r}")
-        if isinstance(gamma_scale, bool) or not isinstance(gamma_scale, (int, float)) or not gamma_scale >= 0:
-            raise ValueError(f"gamma_scale must be a number >= 0; got {gamma_scale!r}")
-        self.interpolant, self.gamma_scale = interpolant, float(gamma_scale)
+        self.schedule = InterpolantSchedule(interpolant, gamma, gamma_scale)
+        self.interpolant, self.gamma_scale, self.gamma = interpolant, self.schedule.gamma_scale, self.schedule.gamma
+        self.mixture0, self.mixture1 = mixture0, mixture1
         self.dim = int(mixture0.means.shape[1])
         w0, w1 = mixture0.weights, mixture1.weights
         self._log_w = (w0[:, None] * w1[None, :]).reshape(-1).log()
@@ -305,56 +308,82 @@ class MixtureInterpolant:
         self._s0 = mixture0.covs.repeat_interleave(k1, 0)
         self._s1 = mixture1.covs.repeat(k0, 1, 1)
 
-    def coefficients(self, t: float) -> tuple[float, float, float, float, float, float]:
-        """``(a, b, gamma, a', b', gamma')`` at ``t`` in ``(0, 1)`` (``gamma'`` is singular at the ends)."""
-        if self.interpolant == "linear":
-            a, b, da, db = 1.0 - t, t, -1.0, 1.0
-        else:
-            h = 0.5 * math.pi
-            a, b, da, db = math.cos(h * t), math.sin(h * t), -h * math.sin(h * t), h * math.cos(h * t)
-        root = math.sqrt(t * (1.0 - t))
-        g = self.gamma_scale * root
-        dg = self.gamma_scale * (1.0 - 2.0 * t) / (2.0 * root) if root > 0 else (0.0 if self.gamma_scale == 0 else math.inf)
-        return a, b, g, da, db, dg
+    def __repr__(self) -> str:
+        return f"MixtureInterpolant(dim={self.dim}, {self.schedule!r})"
 
-    def _pieces(self, t: float, x: torch.Tensor):
-        a, b, g, da, db, dg = self.coefficients(t)
+    def coefficients(self, t: float) -> tuple[float, float, float, float, float, float]:
+        """``(a, b, gamma, a', b', gamma')`` at ``t`` in ``[0, 1]`` as floats (``gamma'`` of ``sqrt`` is singular at the ends)."""
+        c = self.schedule.coefficients(float(t))
+        return tuple(float(v) for v in (c.a, c.b, c.gamma, c.d_a, c.d_b, c.d_gamma))
+
+    def _pieces(self, t: torch.Tensor, x: torch.Tensor):
+        """Per sample ``i`` (time ``t[i]``) and component pair ``k``: coefficients, ``C^{-1}(x - mu)`` and log joint."""
+        c = self.schedule.coefficients(t)  # each (n,)
+        a, b, g = c.a[:, None, None, None], c.b[:, None, None, None], c.gamma[:, None, None, None]
         eye = torch.eye(self.dim, dtype=torch.float64)
-        mu = a * self._m0 + b * self._m1  # (K, d)
-        cov = a * a * self._s0 + b * b * self._s1 + g * g * eye  # (K, d, d)
-        chol = torch.linalg.cholesky(cov)
-        diff = x.to(torch.float64)[:, None, :] - mu[None]  # (n, K, d)
-        sol = torch.cholesky_solve(diff.unsqueeze(-1), chol.unsqueeze(0)).squeeze(-1)  # C^{-1}(x - mu)
+        mu = c.a[:, None, None] * self._m0[None] + c.b[:, None, None] * self._m1[None]  # (n, K, d)
+        cov = a * a * self._s0[None] + b * b * self._s1[None] + g * g * eye  # (n, K, d, d)
+        chol, info = torch.linalg.cholesky_ex(cov)
+        if bool((info != 0).any()):
+            raise ValueError("the marginal covariance is singular at some t (no noise and no spread there); use times inside (0, 1)")
+        diff = x.to(torch.float64)[:, None, :] - mu  # (n, K, d)
+        sol = torch.cholesky_solve(diff.unsqueeze(-1), chol).squeeze(-1)  # C^{-1}(x - mu)
         logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
         log_joint = self._log_w - 0.5 * ((diff * sol).sum(-1) + logdet + self.dim * math.log(2 * math.pi))
-        return (a, b, g, da, db, dg), mu, sol, log_joint
+        return c, sol, log_joint
 
-    def _check(self, t, x):
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < float(t) < 1.0:
-            raise ValueError(f"t must be a number in (0, 1); got {t!r}")
+    def _check(self, t, x) -> torch.Tensor:
+        """``t`` (a number or one time per row of ``x``) as a float64 ``(batch,)`` tensor in ``[0, 1]``."""
         if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must be a (batch, {self.dim}) tensor; got {getattr(x, 'shape', type(x).__name__)}")
-        return float(t)
+        if isinstance(t, bool) or not isinstance(t, (int, float, torch.Tensor)):
+            raise ValueError(f"t must be a number in [0, 1] or a (batch,) tensor of them; got {t!r}")
+        tt = torch.as_tensor(t, dtype=torch.float64).reshape(-1)
+        if tt.numel() == 1:
+            tt = tt.expand(x.shape[0])
+        if tt.shape != (x.shape[0],) or not bool(((tt >= 0) & (tt <= 1)).all()):
+            raise ValueError(f"t must be a number in [0, 1] or a (batch,) = ({x.shape[0]},) tensor of them; got {t!r}")
+        return tt
 
-    def log_prob(self, t: float, x: torch.Tensor) -> torch.Tensor:
-        """``log p_t(x)`` ``(batch,)``, float64 (differentiable in ``x``)."""
-        t = self._check(t, x)
-        return torch.logsumexp(self._pieces(t, x)[3], dim=1)
+    def log_prob(self, t, x: torch.Tensor) -> torch.Tensor:
+        """``log p_t(x)`` ``(batch,)``, float64 (differentiable in ``x``); ``t`` a number or ``(batch,)``."""
+        return torch.logsumexp(self._pieces(self._check(t, x), x)[2], dim=1)
 
-    def score(self, t: float, x: torch.Tensor) -> torch.Tensor:
+    def score(self, t, x: torch.Tensor) -> torch.Tensor:
         """``grad log p_t(x)`` ``(batch, d)``."""
-        t = self._check(t, x)
-        _, _, sol, log_joint = self._pieces(t, x)
+        _, sol, log_joint = self._pieces(self._check(t, x), x)
         r = torch.softmax(log_joint, dim=1)
         return -(r[..., None] * sol).sum(1)
 
-    def velocity(self, t: float, x: torch.Tensor) -> torch.Tensor:
+    def denoiser(self, t, x: torch.Tensor) -> torch.Tensor:
+        """``E[z | x_t = x] = -gamma(t) score(t, x)`` ``(batch, d)`` (zero for a deterministic interpolant)."""
+        tt = self._check(t, x)
+        return -self.schedule.coefficients(tt).gamma[:, None] * self.score(tt, x)
+
+    def velocity(self, t, x: torch.Tensor) -> torch.Tensor:
         """The probability-flow velocity ``E[dx_t/dt | x_t = x]`` ``(batch, d)``."""
-        t = self._check(t, x)
-        (a, b, g, da, db, dg), _, sol, log_joint = self._pieces(t, x)
+        c, sol, log_joint = self._pieces(self._check(t, x), x)
         r = torch.softmax(log_joint, dim=1)
         eye = torch.eye(self.dim, dtype=torch.float64)
-        gain = a * da * self._s0 + b * db * self._s1 + g * dg * eye  # (K, d, d) = C'/2
-        mean_dot = da * self._m0 + db * self._m1
-        per = mean_dot[None] + torch.einsum("kij,nkj->nki", gain, sol)
+        col = lambda v: v[:, None, None, None]  # noqa: E731  (n,) -> (n, 1, 1, 1)
+        gain = col(c.a * c.d_a) * self._s0[None] + col(c.b * c.d_b) * self._s1[None] + col(c.gamma_d_gamma) * eye  # C'/2
+        mean_dot = c.d_a[:, None, None] * self._m0[None] + c.d_b[:, None, None] * self._m1[None]  # (n, K, d)
+        per = mean_dot + torch.einsum("nkij,nkj->nki", gain, sol)
         return (r[..., None] * per).sum(1)
+
+    def model(self, field: str = "velocity"):
+        """The exact ``field`` (``"velocity"``, ``"score"`` or ``"denoiser"``) as a model ``(x, t) -> (batch, d)``.
+
+        ``t`` is a number or ``(batch,)`` (one time per sample, evaluated in one batched pass); the
+        result has ``x``'s dtype, so it runs in :func:`sdeflow.sample`, :func:`sdeflow.log_likelihood` and
+        :func:`sdeflow.transport.interpolant_sample` like a trained network.
+        """
+        fields = {"velocity": self.velocity, "score": self.score, "denoiser": self.denoiser}
+        if field not in fields:
+            raise ValueError(f"field must be one of {list(fields)}; got {field!r}")
+        fn = fields[field]
+
+        def call(x: torch.Tensor, t) -> torch.Tensor:
+            return fn(t, x).to(x.dtype)
+
+        return call
