@@ -191,11 +191,12 @@ def _sample(args: argparse.Namespace) -> int:
                                                         "histogram.png", "smile.png"], args.overwrite)
     config = read_checkpoint(args.ckpt).config
     data = config["data"]
+    if data.get("kind") != "finance-paths":
+        raise ValueError(f"--ckpt {args.ckpt} holds a model of {data.get('kind')!r} data; expected a run of "
+                         "'sdeflow finance train'")
     n = args.n or 10_000
-    start = time.perf_counter()
-    synthetic = fp.sample_paths(args.ckpt, n, solver=args.solver or "heun", steps=args.sample_steps or 32, seed=args.seed)
-    sampled = time.perf_counter() - start
-    length = synthetic.shape[1]
+    length = int(data["event_shape"][0])
+    # The comparison samples first: a missing or misshapen reference fails before any sampling work.
     model, reference, floor = None, None, None
     if args.reference is not None:
         with reading(args.reference, "--reference"):
@@ -203,6 +204,8 @@ def _sample(args: argparse.Namespace) -> int:
         if args.floor is not None:
             with reading(args.floor, "--floor"):
                 floor = fp.load_paths(args.floor, n_steps=length)
+    elif args.floor is not None:
+        raise ValueError("--floor needs --reference (the floor is a second held-out sample of the reference's data)")
     elif isinstance(data.get("simulator"), dict):
         params = {k: v for k, v in data["simulator"].items() if k != "model"}
         model = Heston(**params)
@@ -212,6 +215,9 @@ def _sample(args: argparse.Namespace) -> int:
     else:
         raise ValueError(f"--ckpt {args.ckpt} was trained on {data.get('name')!r} paths, not on the simulator: "
                          "pass --reference FILE (held-out paths of that data) to compare with")
+    start = time.perf_counter()
+    synthetic = fp.sample_paths(args.ckpt, n, solver=args.solver or "heun", steps=args.sample_steps or 32, seed=args.seed)
+    sampled = time.perf_counter() - start
     lags = min(args.lags or 10, length - 1)
     report = fp.compare(synthetic, reference, floor, model=model, strikes=strikes, lags=lags,
                         dt=float(data.get("dt", 1.0 / fp.TRADING_DAYS)))
