@@ -135,6 +135,10 @@ class EGNN(nn.Module):
         rbf: number of Gaussian distance features, centres spread over [0, ``rbf_max``] angstrom.
         rbf_max: the largest centre (angstrom).
         embed_dim: width of the raw time embedding.
+        time_scale: input scale of the sinusoidal time embedding (1000: DDPM's, for ``c = t / T`` in
+            ``[0, 1]``). For EDM's ``c_noise = log(sigma) / 4``, a few units wide, 1000 aliases the highest
+            frequencies; 10 does not, but on butane it trained no better (600 steps: bond-length error
+            0.117 A against 0.126 A, the same torsion shares), so the molecules recipe keeps 1000.
         seed: the initial weights are a function of this seed (the global generator is untouched).
 
     Shapes: ``x (batch, n, 3)`` in model units, ``c (batch,)``; the output ``(batch, n, 3)`` has zero centroid.
@@ -154,6 +158,7 @@ class EGNN(nn.Module):
         rbf: int = 16,
         rbf_max: float = 6.0,
         embed_dim: int = 32,
+        time_scale: float = 1000.0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -170,6 +175,7 @@ class EGNN(nn.Module):
         self.rbf = check_int(rbf, "rbf", minimum=0)
         self.rbf_max = float(check_positive(rbf_max, "rbf_max"))
         self.embed_dim = check_int(embed_dim, "embed_dim", minimum=2)
+        self.time_scale = float(check_positive(time_scale, "time_scale"))
         self.seed = seed
         n = len(self.atom_types)
         edge = graph_edge_attributes(n, self.bonds)
@@ -179,7 +185,7 @@ class EGNN(nn.Module):
         self.register_buffer("centres", torch.linspace(0.0, self.rbf_max, self.rbf), persistent=False)
         with seeded_init(seed):
             self.embed = nn.Embedding(self.num_types, self.width)
-            self.time = TimeEmbedding("sinusoidal", self.embed_dim, self.width)
+            self.time = TimeEmbedding("sinusoidal", self.embed_dim, self.width, scale=self.time_scale)
             self.blocks = nn.ModuleList(_Layer(self.width, edge.shape[-1], 1 + self.rbf) for _ in range(self.layers))
 
     @property
@@ -198,6 +204,7 @@ class EGNN(nn.Module):
             "rbf": self.rbf,
             "rbf_max": self.rbf_max,
             "embed_dim": self.embed_dim,
+            "time_scale": self.time_scale,
             "seed": self.seed,
         }
 

@@ -97,7 +97,8 @@ def length_unit_of(conformers: ConformerSet) -> float:
 
 
 def build_model(
-    conformers: ConformerSet, *, process: Any = "edm", width: int = 32, layers: int = 3, seed: int = 0
+    conformers: ConformerSet, *, process: Any = "edm", width: int = 32, layers: int = 3, seed: int = 0,
+    time_scale: float = 1000.0,
 ) -> DiffusionModel:
     """A :class:`~sdeflow.training.DiffusionModel` with an EGNN for this molecule.
 
@@ -109,7 +110,7 @@ def build_model(
     process = get_process(process) if isinstance(process, str) else process
     if process.name == "edm":  # EDM's preconditioning and loss (Karras et al. 2022, Table 1): an x0 model
         net = EGNN(atom_types(conformers.atomic_numbers), len(ELEMENTS), conformers.bonds, width=width, layers=layers,
-                   length_unit=length_unit_of(conformers), seed=seed)
+                   length_unit=length_unit_of(conformers), time_scale=time_scale, seed=seed)
         return DiffusionModel(net, process, precond="edm", sigma_data=1.0)
     net = EGNN(
         atom_types(conformers.atomic_numbers),
