@@ -102,9 +102,10 @@ def test_marginal_kernel_is_exact_on_an_isotropic_gaussian_and_the_population_es
     # Prior N(m, 0.64 I) in 3-D, the 2 x 3 operator of the tests above, 20 steps. For an isotropic Gaussian the kernel
     # c_ddpm^2 + k0^2 Var(x0 | x_t) with Analytic-DPM's isotropic Var is the exact reverse transition, so the chain is
     # exact at any step count when the expectation is over the prior marginal (kernel="marginal": the companion
-    # draws of the prior chain). Measured over seeds 0-2: errors at most 0.013 (mean, in posterior standard
-    # deviations) and 0.024 (relative variance); we allow 0.05 and 0.06. The same estimate over the y-conditioned
-    # population (kernel="analytic") is biased: posterior variances 13 % high (measured 0.133); we assert > 0.08.
+    # draws of the prior chain). Measured with 50,000 particles over seeds 0-2: errors at most 0.013 (mean, in
+    # posterior standard deviations) and 0.024 (relative variance); the test runs 30,000 (seed 0: 0.026 and 0.025);
+    # we allow 0.05 and 0.06. The same estimate over the y-conditioned population (kernel="analytic") is biased:
+    # posterior variances 13 % high (measured 0.133 with 50,000 particles, 0.136 with 30,000); we assert > 0.08.
     g = torch.Generator().manual_seed(0)
     mean = torch.randn(3, generator=g, dtype=torch.float64)
     prior = gaussian(mean, 0.8)
@@ -115,7 +116,7 @@ def test_marginal_kernel_is_exact_on_an_isotropic_gaussian_and_the_population_es
     sd = C.diagonal().sqrt()
     errs = {}
     for kernel in ("marginal", "analytic"):
-        r = posterior_sample(prior.model(VP(), "eps"), VP(), op, y, method="mcgdiff", n_samples=20_000, particles=50_000,
+        r = posterior_sample(prior.model(VP(), "eps"), VP(), op, y, method="mcgdiff", n_samples=20_000, particles=30_000,
                              steps=20, dtype=torch.float64, seed=0, kernel=kernel)
         assert r.nfe == 20  # the companion draws ride in the same model calls
         s = r.samples[0]
