@@ -50,11 +50,11 @@ def register(subparsers) -> None:
     g.add_argument("--substeps", type=_positive_int, default=None, help="train: Euler steps per day of the simulator (default 8)")
     g.add_argument("--heston", action="append", default=None, metavar="NAME=VALUE",
                    help="train: a Heston parameter of the simulator, repeatable (s0, v0, r, kappa, theta, xi, rho)")
-    g.add_argument("--steps", type=_positive_int, default=None, help="train: optimizer steps (default 4000)")
+    g.add_argument("--steps", type=_positive_int, default=None, help="train: optimizer steps (default 8000, the documented run)")
     g.add_argument("--batch-size", type=_positive_int, default=None, help="train: minibatch size (default 256)")
     g.add_argument("--lr", type=float, default=None, help="train: peak learning rate (default 1e-3)")
-    g.add_argument("--width", type=_positive_int, default=None, help="train: MLP width (default 512)")
-    g.add_argument("--depth", type=_positive_int, default=None, help="train: MLP residual blocks (default 4)")
+    g.add_argument("--width", type=_positive_int, default=None, help="train: MLP width (default 256)")
+    g.add_argument("--depth", type=_positive_int, default=None, help="train: MLP residual blocks (default 3)")
     g.add_argument("--resume", action="store_const", const=True, default=None,
                    help="train: continue the interrupted run in --out (same data, seed and options)")
     g = p.add_argument_group("sample")
@@ -156,8 +156,8 @@ def _train(args: argparse.Namespace) -> int:
     simulated = time.perf_counter() - start
     start = time.perf_counter()
     result = fp.train_path_model(
-        returns, steps=args.steps or 4000, batch_size=args.batch_size or 256, lr=args.lr or 1e-3, width=args.width or 512,
-        depth=args.depth or 4, seed=args.seed, out_dir=out, overwrite=args.overwrite, resume=bool(args.resume),
+        returns, steps=args.steps or 8000, batch_size=args.batch_size or 256, lr=args.lr or 1e-3, width=args.width or 256,
+        depth=args.depth or 3, seed=args.seed, out_dir=out, overwrite=args.overwrite, resume=bool(args.resume),
         progress=not quiet, data_info=info,
     )
     trained = time.perf_counter() - start
