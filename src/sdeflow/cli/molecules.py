@@ -181,7 +181,7 @@ def _sample(args: argparse.Namespace) -> int:
         held = generate_conformers(info["smiles"], n, seed=_HELDOUT_SEED + info["seed"], cache_dir=cache)
         floor = generate_conformers(info["smiles"], n, seed=_FLOOR_SEED + info["seed"], cache_dir=cache)
         held.name = floor.name = info["name"]
-        metrics = evaluate(coords, held, floor, plots=out)
+        metrics = evaluate(coords, held, floor, plots=out, progress=True)  # --quiet turns bars off
         report["seconds"]["evaluation"] = time.perf_counter() - start
         report["metrics"] = metrics
         s, f = metrics["samples"], metrics["floor"]

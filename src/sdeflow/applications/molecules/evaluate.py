@@ -45,11 +45,12 @@ def _energy_summary(e: np.ndarray, ref: np.ndarray, e0: float) -> dict[str, floa
     }
 
 
-def _scores(coords: np.ndarray, reference: ConformerSet, mol, quads, perms, heavy, threshold, relax_iters, ref_angles) -> dict[str, Any]:
+def _scores(coords: np.ndarray, reference: ConformerSet, mol, quads, perms, heavy, threshold, relax_iters, ref_angles,
+            progress) -> dict[str, Any]:
     angles = M.torsion_angles(coords, quads)
-    rmsd = M.rmsd_matrix(coords[:, heavy], reference.coords[:, heavy], perms)
+    rmsd = M.rmsd_matrix(coords[:, heavy], reference.coords[:, heavy], perms, progress=progress)
     e_raw, _ = M.mmff_energies(mol, coords, 0)
-    e_rel, relaxed = M.mmff_energies(mol, coords, relax_iters)
+    e_rel, _ = M.mmff_energies(mol, coords, relax_iters)
     e0 = float(reference.energies.min())
     return {
         "torsion_jsd": M.torsion_jsd(angles, ref_angles)["mean"] if quads else None,
@@ -71,11 +72,13 @@ def evaluate(
     threshold: float = THRESHOLD,
     relax_iters: int = RELAX_ITERS,
     plots: str | Path | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Metrics of ``samples (m, n, 3)`` (angstrom) against ``reference``, and of ``floor`` (the floor).
 
     ``floor`` should have the samples' size (its first ``m`` conformers are used). With ``plots``
-    (a folder) the torsion histograms and the energy histograms are drawn there.
+    (a folder) the torsion histograms and the energy histograms are drawn there; ``progress`` shows
+    progress bars over the RMSD matrices (the slow part).
     Returns ``{"samples": {...}, "floor": {...} or None, "torsions": [...], ...}``.
     """
     samples = np.asarray(samples, dtype=np.float64)
@@ -86,7 +89,7 @@ def evaluate(
     perms = M.heavy_atom_automorphisms(mol)
     heavy = np.flatnonzero(reference.atomic_numbers > 1)
     ref_angles = M.torsion_angles(reference.coords, quads)
-    args = (reference, mol, quads, perms, heavy, threshold, relax_iters, ref_angles)
+    args = (reference, mol, quads, perms, heavy, threshold, relax_iters, ref_angles, progress)
     out = {"samples": _scores(samples, *args)}
     if floor is not None:
         out["floor"] = _scores(floor.coords[: samples.shape[0]], *args)

@@ -94,22 +94,26 @@ def heavy_atom_automorphisms(mol, max_count: int = 1000) -> np.ndarray:
     return perms[order]
 
 
-def rmsd_matrix(a: np.ndarray, b: np.ndarray, perms: np.ndarray | None = None, block: int = 256) -> np.ndarray:
+def rmsd_matrix(
+    a: np.ndarray, b: np.ndarray, perms: np.ndarray | None = None, block: int = 256, *, progress: bool = False
+) -> np.ndarray:
     """``(len(a), len(b))`` Kabsch RMSDs, each minimized over the atom relabellings ``perms (k, n)``.
 
-    ``a (m, n, 3)``, ``b (l, n, 3)``; ``perms=None``: the identity only.
+    ``a (m, n, 3)``, ``b (l, n, 3)``; ``perms=None``: the identity only; ``progress``: a progress bar
+    (``m * l * k`` 3 x 3 SVDs: the slow part of an evaluation).
     """
+    from ..._utils import progress_bar
+
     a = _check_coords(a, "a")
     b = _check_coords(b, "b")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a and b must have the same atoms; got {a.shape[1]} and {b.shape[1]}")
     perms = np.arange(a.shape[1])[None] if perms is None else np.asarray(perms, dtype=np.int64)
     out = np.full((a.shape[0], b.shape[0]), np.inf)
-    for p in perms:
-        bp = b[:, p]
-        for i in range(0, a.shape[0], block):
-            r = kabsch_rmsd(a[i : i + block, None], bp[None])
-            out[i : i + block] = np.minimum(out[i : i + block], r)
+    jobs = [(p, i) for p in perms for i in range(0, a.shape[0], block)]
+    for p, i in progress_bar(jobs, disable=not progress, desc="RMSD matrix", unit="block"):
+        r = kabsch_rmsd(a[i : i + block, None], b[:, p][None])
+        out[i : i + block] = np.minimum(out[i : i + block], r)
     return out
 
 
