@@ -19,6 +19,12 @@ Parts (``--parts``, default all):
   sigma = 1, 20 Euler-Maruyama steps; mean and variance of X_0 and the diagonal of Cov(X_0, X_1)
   against the closed form (sdeflow.targets.GaussianBridge), and the KL of the learned forward
   marginals (Gaussian fits) to the exact ones at t = 0.25, 0.5, 0.75.
+* ``interpolant``: stochastic interpolants (Albergo et al. 2023) from a 2-Gaussian source to 8 Gaussians on a
+  circle, both exact mixtures (sdeflow.targets.MixtureInterpolant), linear (gamma = sqrt(t (1 - t))) and
+  encoder-decoder (gamma = sin^2(pi t)) interpolants: one velocity and one denoiser network each; the RMS errors
+  of the learned fields against the exact ones, exact W2 of the ODE and of SDEs with eps = 0.1, 0.5, 1, 2
+  chosen after training (learned and exact fields, same solver and steps) beside the two-sample floor, and the
+  ODE generator's log-likelihood of fresh data points against the exact log-density.
 
 Results are appended as JSON lines to ``benchmarks/results/transport*.jsonl`` as they come (a partial
 run is kept); the report ``BENCHMARKS-transport.md`` and ``benchmarks/figures/transport_*.png`` are
@@ -178,7 +184,7 @@ def run_table_part(args, path: Path) -> None:
                     rows.append(("2-RF distilled (one step)", _ode(obj.models["distill"], x1, "euler", 1), 1, cpu))
             for name, x, nfe, cpu in rows:
                 _append(path, {"part": "table", "problem": problem, "method": name, "nfe": nfe, "seed": seed, "n": args.n,
-                               "train_cpu_seconds": round(cpu, 1), "w2": _w2(x, tgt_name, seed, args.n)})
+                               "train_steps": b["table"], "train_cpu_seconds": round(cpu, 1), "w2": _w2(x, tgt_name, seed, args.n)})
                 if seed == 0:
                     _scatter(x, f"transport_{problem.replace('->', '_to_')}_{name.split(' ')[0]}.png", f"{problem}: {name}")
 
@@ -223,6 +229,88 @@ def run_dsbm_part(args, path: Path) -> None:
         _append(path, {"part": "dsbm", "d": d, "mean_x0": float(x0_hat.mean()), "var_x0": float(x0_hat.double().var(0).mean()),
                        "cov_diag": float(cov.mean()), "cov_diag_exact": float(br.cross_covariance()[0, 0]), "kl": kls,
                        "train_wall_seconds": round(wall, 1), "train_cpu_seconds": round(cpu, 1), "env": _env()})
+
+
+def _si_problem():
+    """Part 3's Gaussian-mixture pair: 8 Gaussians on a circle of radius 3 (data, t = 0) from 2 Gaussians (source, t = 1)."""
+    from sdeflow.targets import GaussianMixture
+
+    angles = [2 * math.pi * k / 8 for k in range(8)]
+    data = GaussianMixture([1 / 8] * 8, [[3 * math.cos(a), 3 * math.sin(a)] for a in angles], stds=[[0.3, 0.3]] * 8)
+    source = GaussianMixture([0.5, 0.5], [[0.0, 1.5], [0.0, -1.5]], stds=[[0.8, 0.4], [0.8, 0.4]])
+    return data, source
+
+
+def run_interpolant_part(args, path: Path) -> None:
+    """Part 3: one velocity and one denoiser network per interpolant on a mixture-to-mixture problem with exact
+    fields (sdeflow.targets.MixtureInterpolant); the fields' RMS errors, exact W2 of the ODE and of SDEs with
+    eps chosen after training, and the ODE's log-likelihood against the exact log-density."""
+    from sdeflow.metrics import wasserstein2
+    from sdeflow.nn import MLP
+    from sdeflow.processes import Linear
+    from sdeflow.targets import MixtureInterpolant
+    from sdeflow.training import DiffusionModel, TrainConfig, Trainer
+    from sdeflow.transport import StochasticInterpolant, interpolant_log_likelihood, interpolant_sample, pack_pairs
+
+    b = args.budget
+    data, source = _si_problem()
+    x0 = data.sample(100_000, seeds=0)
+    x1 = source.sample(100_000, seeds=10**8)
+    pairs = pack_pairs(x0, x1)
+    for interpolant, gamma in (("linear", "sqrt"), ("encoder_decoder", "sin2")):
+        oracle = MixtureInterpolant(data, source, interpolant=interpolant, gamma_scale=1.0, gamma=gamma)
+        sched = oracle.schedule
+        models, cpu = {}, {}
+        for field, prediction in (("velocity", "velocity"), ("denoiser", "eps")):
+            t0 = time.process_time()
+            objective = StochasticInterpolant(interpolant=interpolant, gamma=gamma, gamma_scale=1.0, field=field, source="pairs")
+            model = DiffusionModel(MLP((2,), 256, 3, seed=0), Linear(), prediction)
+            cfg = TrainConfig(steps=b["si"], batch_size=256, lr=1e-3, ema_decay=0.999, seed=0, progress=False, ckpt_every=0,
+                              label_dropout=0.0)
+            models[field] = Trainer(model, objective, pairs, config=cfg).fit().ema_model.eval().requires_grad_(False)
+            cpu[field] = round(time.process_time() - t0, 1)
+        gen = torch.Generator().manual_seed(5)
+        errors = {}
+        for t in (0.1, 0.25, 0.5, 0.75, 0.9):
+            c = sched.coefficients(t)
+            xt = (float(c.a) * data.sample(5000, seeds=10**9) + float(c.b) * source.sample(5000, seeds=2 * 10**9)
+                  + float(c.gamma) * torch.randn(5000, 2, generator=gen))
+            tt = torch.full((5000,), t)
+            for field in ("velocity", "denoiser"):
+                exact = oracle.model(field)(xt.double(), t)
+                err = (models[field](xt, tt).double() - exact).pow(2).sum(1).mean().sqrt()
+                errors[f"{field}@{t}"] = {"rms_error": float(err), "rms_field": float(exact.pow(2).sum(1).mean().sqrt())}
+        _append(path, {"part": "interpolant-fields", "interpolant": interpolant, "gamma": gamma, "steps": b["si"],
+                       "train_cpu_seconds": cpu, "errors": errors, "env": _env()})
+        for seed in range(args.seeds):
+            start = source.sample(args.n, seeds=3 * 10**9 + seed * args.n)
+            floor = wasserstein2(data.sample(args.n, seeds=4 * 10**9 + seed * args.n), _si_reference(data, args.n, seed))
+            _append(path, {"part": "interpolant", "interpolant": interpolant, "gamma": gamma, "method": "two-sample floor",
+                           "eps": None, "nfe": 0, "seed": seed, "n": args.n, "w2": floor})
+            for eps in (0.0, 0.1, 0.5, 1.0, 2.0):
+                for which, (vel, den) in (("learned", (models["velocity"], models["denoiser"])),
+                                          ("exact fields", (oracle.model("velocity"), oracle.model("denoiser")))):
+                    x = interpolant_sample(vel, start, sched, denoiser=den, eps=eps, steps=b["si_steps"], seed=seed)
+                    name = ("ODE" if eps == 0 else "SDE") + f" ({which})"
+                    calls = b["si_steps"] * (1 if eps == 0 else 2)
+                    _append(path, {"part": "interpolant", "interpolant": interpolant, "gamma": gamma, "method": name, "eps": eps,
+                                   "nfe": calls, "seed": seed, "n": args.n,
+                                   "w2": wasserstein2(x, _si_reference(data, args.n, seed))})
+                    if seed == 0 and which == "learned" and eps in (0.0, 1.0):
+                        _scatter(x, f"transport_si_{interpolant}_eps{eps:g}.png", f"{interpolant} interpolant, eps = {eps:g}")
+        # The ODE generator's likelihood (exact divergence, dopri5) of fresh data points against the exact log-density.
+        pts = data.sample(b["si_ll"], seeds=5 * 10**9)
+        t0 = time.process_time()
+        ll = interpolant_log_likelihood(models["velocity"], pts, source_log_prob=source.log_prob, rtol=1e-4, atol=1e-4)
+        exact = data.log_prob(pts.double())
+        _append(path, {"part": "interpolant-ll", "interpolant": interpolant, "gamma": gamma, "n": b["si_ll"],
+                       "mean_log_prob": float(ll.log_prob.mean()), "exact_mean_log_prob": float(exact.mean()),
+                       "mean_abs_error": float((ll.log_prob - exact).abs().mean()), "nfe": ll.nfe,
+                       "cpu_seconds": round(time.process_time() - t0, 1)})
+
+
+def _si_reference(data, n: int, seed: int) -> torch.Tensor:
+    return data.sample(n, seeds=6 * 10**9 + seed * n)
 
 
 def _scatter(x: torch.Tensor, name: str, title: str) -> None:
@@ -281,13 +369,16 @@ def write_report(path: Path, report: Path, command: str) -> None:
     table = {}
     for r in records:
         if r["part"] == "table":
-            table.setdefault((r["problem"], r["method"], r["nfe"], r["n"]), []).append(r["w2"])
+            table.setdefault((r["problem"], r["method"], r["nfe"], r["n"], r.get("train_steps", "")), []).append(r["w2"])
     if table:
         lines += ["### The [SF]2M 2-D protocol (Tong et al. 2024, Table 2)", "",
-                  "| problem | method | model calls | exact W2 | seeds | points | published |", "| --- | --- | --- | --- | --- | --- | --- |"]
-        for (p, m, nfe, n), v in table.items():
+                  "Training steps: of each network (DSBM: half per fit, 2 IMF iterations; reflow: 1-RF and 2-RF each, half "
+                  "for the distillation).", "",
+                  "| problem | method | model calls | exact W2 | seeds | points | training steps | published |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for (p, m, nfe, n, steps), v in table.items():
             pub = PUBLISHED.get((p, m.split(" (")[0].split(" ODE")[0].split(" SDE")[0]), "")
-            lines.append(f"| {p} | {m} | {nfe} | {_ms(v)} | {len(v)} | {n} | {pub} |")
+            lines.append(f"| {p} | {m} | {nfe} | {_ms(v)} | {len(v)} | {n} | {steps} | {pub} |")
         lines.append("")
     ds = [r for r in records if r["part"] == "dsbm"]
     if ds:
@@ -302,20 +393,55 @@ def write_report(path: Path, report: Path, command: str) -> None:
             lines.append(f"| {r['d']} | {r['mean_x0']:.4f} | {r['var_x0']:.4f} | {r['cov_diag']:.4f} | {k['0.25']:.3g} | "
                          f"{k['0.5']:.3g} | {k['0.75']:.3g} | {r['train_cpu_seconds']} | {r['train_wall_seconds']} |")
         lines.append("")
+    si = [r for r in records if r["part"] == "interpolant"]
+    if si:
+        lines += ["### Stochastic interpolants between Gaussian mixtures (exact fields)", "",
+                  "Source (t = 1): two Gaussians at (0, +-1.5); data (t = 0): 8 Gaussians of std 0.3 on a circle of radius 3; "
+                  "gamma scale 1; one velocity network and one denoiser network (MLP 256 x 3) per interpolant trained on "
+                  "independent pairs; the SDE's eps is chosen after training; Euler-Maruyama (Euler for the ODE). "
+                  "Exact W2 (POT) to fresh exact data samples, mean +- std over seeds.", "",
+                  "| interpolant | sampler | eps | model calls | exact W2 | seeds | points |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        cells = {}
+        for r in si:
+            cells.setdefault((f"{r['interpolant']} ({r['gamma']})", r["method"], r["eps"], r["nfe"], r["n"]), []).append(r["w2"])
+        for (interp, m, eps, nfe, n), v in cells.items():
+            lines.append(f"| {interp} | {m} | {'' if eps is None else eps} | {nfe} | {_ms(v)} | {len(v)} | {n} |")
+        fields = [r for r in records if r["part"] == "interpolant-fields"]
+        if fields:
+            lines += ["", "RMS error of the learned fields against the exact ones on 5,000 samples of x_t (the exact field's RMS "
+                      "in brackets):", "", "| interpolant | training steps | field | " + " | ".join(f"t = {t}" for t in (0.1, 0.25, 0.5, 0.75, 0.9))
+                      + " | train CPU s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for r in fields:
+                for f in ("velocity", "denoiser"):
+                    errs = " | ".join(f"{r['errors'][f'{f}@{t}']['rms_error']:.3f} ({r['errors'][f'{f}@{t}']['rms_field']:.2f})"
+                                      for t in (0.1, 0.25, 0.5, 0.75, 0.9))
+                    lines.append(f"| {r['interpolant']} ({r['gamma']}) | {r['steps']} | {f} | {errs} | {r['train_cpu_seconds'][f]} |")
+        lls = [r for r in records if r["part"] == "interpolant-ll"]
+        if lls:
+            lines += ["", "Log-likelihood of the ODE generator (exact divergence, dopri5 at 1e-4) on fresh data points:", "",
+                      "| interpolant | points | mean log p (model) | mean log p (exact) | mean abs error | model calls |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            for r in lls:
+                lines.append(f"| {r['interpolant']} ({r['gamma']}) | {r['n']} | {r['mean_log_prob']:.3f} | {r['exact_mean_log_prob']:.3f} | "
+                             f"{r['mean_abs_error']:.3f} | {r['nfe']} |")
+        lines.append("")
     report.write_text("\n".join(lines) + "\n")
     print(f"wrote {report}")
 
 
 BUDGETS = {
-    "quick": {"rf": 1500, "pairs": 10_000, "table": 1000, "dsbm": 300, "dsbm_iterations": 2, "dsbm_width": 128},
-    "full": {"rf": 3000, "pairs": 20_000, "table": 3000, "dsbm": 1000, "dsbm_iterations": 3, "dsbm_width": 256},
+    "quick": {"rf": 1500, "pairs": 10_000, "table": 1000, "dsbm": 300, "dsbm_iterations": 2, "dsbm_width": 128,
+              "si": 1000, "si_steps": 50, "si_ll": 100},
+    "full": {"rf": 3000, "pairs": 20_000, "table": 3000, "dsbm": 1000, "dsbm_iterations": 3, "dsbm_width": 256,
+             "si": 4000, "si_steps": 100, "si_ll": 300},
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small budgets, 2,000 evaluation points, 2 seeds")
-    p.add_argument("--parts", nargs="+", choices=("reflow", "table", "dsbm"), default=["reflow", "table", "dsbm"])
+    p.add_argument("--parts", nargs="+", choices=("reflow", "table", "dsbm", "interpolant"),
+                   default=["reflow", "table", "dsbm", "interpolant"])
     p.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), default=None)
     p.add_argument("--dims", nargs="+", type=int, default=None, help="DSBM benchmark dimensions (default 5 20 50; quick: 5)")
     p.add_argument("--seeds", type=int, default=None)
@@ -341,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "OMP_NUM_THREADS=1 python benchmarks/transport.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if not args.report_only:
         for part in args.parts:
-            {"reflow": run_reflow_part, "table": run_table_part, "dsbm": run_dsbm_part}[part](args, path)
+            {"reflow": run_reflow_part, "table": run_table_part, "dsbm": run_dsbm_part,
+             "interpolant": run_interpolant_part}[part](args, path)
     write_report(path, args.report, args.commands or command.strip())
     return 0
 
