@@ -78,8 +78,15 @@ def run_one(dim: int, method: str, seed: int, args) -> dict:
         n_obs = min(args.n_train, args.n_em)
         obs = mask_corruption(x[:n_obs], mask[:n_obs], 0.01, generator=gen)
         per_round = TrainConfig(**{**config.__dict__, "steps": max(1, args.steps // args.rounds)})
+        ref_rounds = target.sample(n_obs, seeds=4_000_000 + seed)
+        trace: list[float] = []  # W2 of each round's posterior samples (the data the next round trains on) to clean points
+
+        def record(r) -> None:
+            if r.round < args.rounds:  # the last round draws no posterior samples
+                trace.append(round(wasserstein2(r.samples.double(), ref_rounds.double(), max_points=n_obs), 4))
+
         em = ExpectationMaximization(model, DenoisingScoreMatching(process, "v"), obs, per_round, rounds=args.rounds,
-                                     steps=args.posterior_steps, progress=False)
+                                     steps=args.posterior_steps, progress=False, callback=record)
         sampler = em.fit()[-1].result.ema_model
     elif method.startswith("ambient"):
         model = DiffusionModel(MaskedNet((dim,), MLP((2, dim), args.width, args.depth, seed=seed)), process, "v")
@@ -99,8 +106,9 @@ def run_one(dim: int, method: str, seed: int, args) -> dict:
     else:
         samples = draw_samples(sampler, process, (dim,), args.n, solver="heun", steps=25, seed=7_000_000 + seed)
     ref = target.sample(args.n, seeds=2_000_000 + 100_000 * seed)
+    extra = {"rounds": args.rounds, "posterior_w2_by_round": trace} if method == "diem" else {}
     return {"dim": dim, "method": method, "seed": seed, "w2": wasserstein2(samples, ref, max_points=args.n), "n": args.n,
-            "steps": args.steps, "n_train": args.n_train, "train_cpu_seconds": round(train_cpu, 1), **_env()}
+            "steps": args.steps, "n_train": args.n_train, "train_cpu_seconds": round(train_cpu, 1), **extra, **_env()}
 
 
 def references(dim: int, seed: int, args) -> list[dict]:
@@ -235,8 +243,8 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
         recs = [json.loads(line) for line in digits.read_text().splitlines() if line.strip()]
         commands = sorted({r["command"] for r in recs if "command" in r})
         lines += ["", "### Digits: noisy (sigma_n = 0.2) and half-masked observations", "",
-                  "Frechet distance (shipped digits classifier's features) to the held-out digits; every model the same MLP "
-                  "(VP, eps prediction) with the same budget. Command(s):", ""] + [f"    {c}" for c in commands] + [
+                  "Frechet distance (shipped digits classifier's features) to the held-out digits; every model the same network "
+                  f"({recs[-1].get('net', 'mlp')}, VP, eps prediction) with the same budget. Command(s):", ""] + [f"    {c}" for c in commands] + [
                   "", "| method | Frechet distance (mean over seeds) | seeds | / clean | confident fraction | train CPU s |", "|---|---|---|---|---|---|"]
         by: dict[str, list[dict]] = {}
         for r in recs:
