@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["samplers", "family", "networks", "adapters", "sde", "adjoint", "training", "corrupted", "latent", "distributed", "few-step", "transport", "analysis", "inverse", "audio", "finance", "reliability"]
+ORDER = ["samplers", "family", "named", "networks", "adapters", "sde", "adjoint", "training", "corrupted", "latent", "distributed", "few-step", "transport", "analysis", "inverse", "audio", "finance", "reliability"]
 TITLES = {
     "samplers": "Samplers: accuracy per model call against k-diffusion and diffusers",
     "family": "Samplers on the problem family: tuning and validation halves",
+    "named": "Named solvers on their default grids against the peers' same methods",
     "networks": "Samplers on real trained networks: the digits U-Net and the moons flow",
     "adapters": "Adapters: sdeflow's solvers inside diffusers loops",
     "sde": "The general SDE engine against torchsde, NumPy and hand-written loops",

@@ -46,7 +46,7 @@ _LOG_SNR_SOLVERS = frozenset({
 
 # The one-call multistep exponential integrators: on their default grid they follow the default
 # configuration's rule of the budget (DDPM schedule up to DEFAULT_LOW_ORDER_MAX_STEPS steps, log-SNR above).
-_MULTISTEP_EXPONENTIAL = frozenset({"ddim", "dpm_solver_pp", "dpm_solver_pp_2m", "dpm_solver_pp_3m", "unipc", "deis"})
+_MULTISTEP_EXPONENTIAL = frozenset({"ddim", "dpm_solver_pp", "dpm_solver_pp_2m", "dpmpp_2m", "dpm_solver_pp_3m", "unipc", "deis"})
 
 MAX_STEPS = 2**22
 """The largest ``steps`` or ``nfe`` accepted (a grid of that many float64 times is 32 MiB)."""
@@ -139,7 +139,7 @@ def _default_step_count(grid, steps: int | None, nfe: int | None) -> int:
 
 def default_grid_for(process: DiffusionProcess, solver: Solver) -> TimeGrid:
     """The grid used when none is given, a rule tuned on no benchmark: the deterministic one-call multistep
-    exponential integrators (DDIM, DPM-Solver++ 2M/3M/k, UniPC, DEIS) follow the default configuration's
+    exponential integrators (DDIM, DPM-Solver++ 2M (both flavours: dpm_solver_pp_2m, dpmpp_2m)/3M/k, UniPC, DEIS) follow the default configuration's
     rule of the budget (:func:`default_configuration_grid`: the DDPM schedule up to
     :data:`DEFAULT_LOW_ORDER_MAX_STEPS` steps, log-SNR above); the other exponential integrators
     (single-step DPM-Solver, the SDE variants, DDPM) use the grid uniform in log-SNR from ``T`` to ``t_min``,
