@@ -23,6 +23,7 @@ BENCHMARKS = {
     "family": "sampler defaults on the tuning and validation family of exact-score mixtures",
     "named": "named solvers on their default grids against the peers' same methods on their default schedules",
     "networks": "samplers on the demo's trained networks (digits U-Net, moons flow) against peers",
+    "tuned_networks": "tune-grid on the demo's networks: UniPC on a grid tuned on the model against the default and the best peer",
     "transport": "reflow's one-call goal, the [SF]2M 2-D table (OT-CFM, SB-CFM, DSBM-IMF, rectified flow) and DSBM's Gaussian bridge benchmark",
     "corrupted": "clean priors from noisy or masked Gaussian-mixture data (double Tweedie, SURE, DiEM) against clean and naive training",
     "latent": "a latent digits model (autoencoder + MLP) against the pixel U-Net: Frechet distance and CPU per sample at 10 calls",
