@@ -41,9 +41,14 @@ __all__ = [
 
 
 def _plt():
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules:
+        # Nobody chose a backend yet: draw off-screen (files only, no display needed). A backend the user
+        # (or Jupyter's inline display) already set up is kept.
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -46,3 +46,18 @@ def test_density_animation_is_a_gif_with_one_frame_per_time(tmp_path):
     path = plots.density_animation(tmp_path / "a.gif", grid, [0, 0.3, 0.6, 1.0], {"FP": dens, "exact": dens},
                                    samples=samples)
     _check(path, "GIF", frames=4)
+
+
+def test_a_backend_chosen_by_the_user_is_kept():
+    # _plt() used to call matplotlib.use("Agg") on every plot, which switched a Jupyter kernel's inline
+    # display off for the rest of the session. With pyplot already imported under a backend, that backend
+    # stays; in a fresh process (no pyplot yet) the plots draw with Agg.
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import matplotlib.pyplot; from sdeflow import plots; "
+            "plots._plt(); print(matplotlib.get_backend())")
+    kept = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1]
+    fresh = subprocess.run([sys.executable, "-c", "import matplotlib; from sdeflow import plots; plots._plt(); "
+                            "print(matplotlib.get_backend())"], capture_output=True, text=True, check=True).stdout.split()[-1]
+    assert kept == "svg" and fresh.lower() == "agg"
