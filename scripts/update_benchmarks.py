@@ -23,7 +23,7 @@ TITLES = {
     "latent": "Latent diffusion: digits in an autoencoder's latent space",
     "few-step": "Few-step generation: consistency models and distillation against exact teachers",
     "distributed": "Distributed training and sampling: 1 and 2 processes, communication on N GPUs",
-    "transport": "Transport: rectified flow with reflow, Schrodinger bridges",
+    "transport": "Transport: rectified flow with reflow, Schrodinger bridges, stochastic interpolants",
     "analysis": "Likelihood and Fokker-Planck",
     "inverse": "Inverse problems: posterior methods against exact posteriors",
     "audio": "Audio: pitch-conditional notes (pitch accuracy, Frechet distance, training time)",
