@@ -304,6 +304,8 @@ def sample(
             grid = default_configuration_grid(process, n_default)
     else:
         solver_obj = get_solver(DEFAULT_SOLVER if solver is None else solver, **solver_options)
+    if nfe is not None and steps is None and hasattr(solver_obj, "for_budget"):
+        solver_obj = solver_obj.for_budget(nfe)  # a solver that splits a budget its own way (single-step DPM-Solver)
 
     ts = _resolve_grid(grid, process, steps, nfe, solver_obj)
     ts = validate_ts(ts, process)

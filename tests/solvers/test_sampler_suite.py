@@ -242,3 +242,24 @@ def test_pc_langevin_step_stays_bounded_on_a_1d_gaussian(process):
     assert float((r - 0.3).abs().max()) < 2.5
     assert abs(float(r.std()) - 0.5) < 0.04
     assert abs(float(r.mean()) - 0.3) < 0.05
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_single_step_dpm_solver_spends_its_whole_budget(order):
+    # With nfe=N the N - 1 calls before the denoising step are split into steps of order `order` plus one
+    # step of the remaining order (DPM-Solver's "fast" schedule), so every budget is used exactly; before,
+    # N = 5 at order 3 took one third-order step from T to t_min (4 calls) and was 15 units off a 1-D
+    # Gaussian's exact ODE solution (0.16 now). steps= keeps one order for every step.
+    p = EDM()
+    target = targets.gaussian([0.4], [0.3])
+    x = 80.0 * torch.linspace(-2.0, 2.0, 5, dtype=torch.float64).reshape(5, 1)
+    exact = 0.4 + 0.3 * (x - 0.4) / (0.3**2 + 80.0**2) ** 0.5  # the PF-ODE map of N(0.4, 0.3^2) from noise 80
+    for nfe in range(2, 14):
+        r = sdeflow.sample(target.model(p, "eps"), p, x, solver="dpm_solver", order=order, nfe=nfe)
+        assert r.nfe == nfe and len(r.ts) - 2 == -(-(nfe - 1) // order)
+    r5 = sdeflow.sample(target.model(p, "eps"), p, x, solver="dpm_solver", order=3, nfe=5)
+    assert float((r5.samples - exact).abs().max()) < 0.5
+    fixed = sdeflow.sample(target.model(p, "eps"), p, x, solver="dpm_solver", order=order, steps=4)
+    assert fixed.nfe == order * 3 + 1
+    with pytest.raises(ValueError, match="layout"):
+        get("dpm_solver", order=2, layout=(3,))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._exponential import (
     ExponentialSingleStep,
+    ProgramState,
+    cached,
     check_order,
     Program,
     Stage,
@@ -45,15 +47,29 @@ class DPMSolver(ExponentialSingleStep):
 
     ODE order ``k``; ``k`` model calls per step, one on the last step to ``t = 0`` (the denoising
     step ``x = x0_hat``). A step from ``alpha = 0`` is DDIM.
+
+    **A budget of model calls** (``sample(..., nfe=N)``) is split as in DPM-Solver's "fast" order
+    schedule (Lu et al. 2022, Section 3.4): the ``N - 1`` calls before the denoising step go to
+    ``(N - 1) // k`` steps of order ``k`` and, if calls remain, one last step of the remaining order, so
+    no call is wasted and a small budget still takes several steps (at ``N = 5`` order 3 takes a
+    third-order and a first-order step, not one third-order step across the whole range). The layout
+    is the ``layout`` field (orders of the steps before the denoising step), set by :meth:`for_budget`;
+    with ``layout=None`` (``steps=`` given, or a grid of another length) every step has order ``k``.
     """
 
     name = "dpm_solver"
     description = "DPM-Solver-1/2/3 single-step (noise prediction)"
 
     order: int = 3
+    layout: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check_order(self.order, self.name, 3)
+        if self.layout is not None:
+            if not isinstance(self.layout, tuple) or not self.layout:
+                raise ValueError(f"layout must be a non-empty tuple of step orders; got {self.layout!r}")
+            if not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= self.order for k in self.layout):
+                raise ValueError(f"layout must hold step orders from 1 to order={self.order}; got {self.layout!r}")
 
     @property
     def ode_order(self) -> int:  # type: ignore[override]
@@ -63,15 +79,48 @@ class DPMSolver(ExponentialSingleStep):
     def calls_per_step(self) -> int:  # type: ignore[override]
         return self.order
 
-    def program(self, problem, tab, i):
+    def for_budget(self, nfe: int) -> "DPMSolver":
+        """This solver with the order layout of a budget of ``nfe`` calls (see the class docstring)."""
+        rest = nfe - 1
+        if rest < 1:
+            return self
+        layout = (self.order,) * (rest // self.order) + ((rest % self.order,) if rest % self.order else ())
+        return replace(self, layout=layout)
+
+    def _orders(self, steps: int) -> tuple[int, ...] | None:
+        """Orders of the ``steps - 1`` steps before a final denoising step, where the layout fits the grid."""
+        return self.layout if self.layout is not None and steps == len(self.layout) + 1 else None
+
+    def nfe(self, ts) -> int:
+        orders = self._orders(len(ts) - 1) if float(ts[-1]) == 0.0 else None
+        return sum(orders) + 1 if orders is not None else super().nfe(ts)
+
+    def steps_for_nfe(self, budget: int, ends_at_zero: bool) -> int:
+        if self.layout is not None and ends_at_zero and sum(self.layout) + 1 <= budget:
+            return len(self.layout) + 1
+        return super().steps_for_nfe(budget, ends_at_zero)
+
+    def init(self, problem, ts, x):
+        orders = self._orders(len(ts) - 1) if float(ts[-1]) == 0.0 else None
+        if orders is None:
+            return super().init(problem, ts, x)
+
+        def build():
+            tab = grid_table(problem.process, problem.denoiser.prediction, ts)
+            return tuple(self.program(problem, tab, i, orders[i] if i < len(orders) else self.order) for i in range(len(ts) - 1))
+
+        return ProgramState(0, cached(self, problem, ts, build))
+
+    def program(self, problem, tab, i, order: int | None = None):
+        order = self.order if order is None else order
         if tab.sigma[i + 1] <= 0.0:
             return denoise_program(tab, i)
-        if self.order == 1 or not math.isfinite(tab.lam[i]):
+        if order == 1 or not math.isfinite(tab.lam[i]):
             return ddim_program(tab, i)
         a0, a1, s1 = tab.alpha[i], tab.alpha[i + 1], tab.sigma[i + 1]
         e0 = tab.eps_map[i]
         first = Stage(tab.times[i], 1.0, (), e0)
-        if self.order == 2:
+        if order == 2:
             st, h = stage_table(problem, tab, i, (0.5,))
             mid = Stage(st.times[0], st.alpha[0] / a0, (-st.sigma[0] * math.expm1(0.5 * h),), st.eps_map[0])
             e = math.expm1(h)
