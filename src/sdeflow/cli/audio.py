@@ -51,7 +51,7 @@ def register(subparsers) -> None:
     t.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
     s = p.add_argument_group("sample options")
     s.add_argument("--ckpt", default=None, help="an audio run folder or checkpoint (from `sdeflow audio train`)")
-    s.add_argument("--n", type=_positive_int, default=48, help="notes to draw (pitches in turn, or all --pitch)")
+    s.add_argument("--n", "--num-samples", dest="n", type=_positive_int, default=48, help="notes to draw (pitches in turn, or all --pitch)")
     s.add_argument("--pitch", type=int, default=None, help="draw only this pitch class (0 = the lowest MIDI note of the run)")
     s.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance weight (1: the conditional model)")
     s.add_argument("--solver", default="heun", help="any registered solver (sdeflow solvers)")

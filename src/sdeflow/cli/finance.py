@@ -59,7 +59,7 @@ def register(subparsers) -> None:
                    help="train: continue the interrupted run in --out (same data, seed and options)")
     g = p.add_argument_group("sample")
     g.add_argument("--ckpt", default=None, help="sample: a run folder or checkpoint written by 'sdeflow finance train'")
-    g.add_argument("--n", type=_positive_int, default=None, help="sample: synthetic paths (and simulated reference/floor paths) (default 10000)")
+    g.add_argument("--n", "--num-samples", dest="n", type=_positive_int, default=None, help="sample: synthetic paths (and simulated reference/floor paths) (default 10000)")
     g.add_argument("--solver", default=None, help="sample: ODE solver of sdeflow.sample (default heun)")
     g.add_argument("--sample-steps", type=_positive_int, default=None, help="sample: solver steps (default 32)")
     g.add_argument("--strikes", default=None, help="sample: comma-separated call strikes (default 80,90,100,110,120)")

@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     g.add_argument("--resume", action="store_true", default=None, help="train: continue the run in --out where it stopped")
     g = p.add_argument_group("sample")
     g.add_argument("--ckpt", default=None, help="sample: a run folder or checkpoint written by 'sdeflow molecules train'")
-    g.add_argument("--n", type=_positive_int, default=None, help="sample: conformers to draw (and held-out/floor sizes) (default 500)")
+    g.add_argument("--n", "--num-samples", dest="n", type=_positive_int, default=None, help="sample: conformers to draw (and held-out/floor sizes) (default 500)")
     g.add_argument("--solver", default=None, help="sample: solver of sdeflow.sample (default: its default, UniPC)")
     g.add_argument("--sample-steps", type=_positive_int, default=None, help="sample: solver steps (default 25)")
     g.add_argument("--format", choices=("sdf", "xyz"), default=None, help="sample: file format of the conformers (default sdf)")
