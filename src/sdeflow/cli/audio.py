@@ -35,7 +35,7 @@ def register(subparsers) -> None:
             "synthesized notes (--data notes) or of a folder of mono WAV files at 8 kHz (labels: each file's YIN pitch). "
             "`sdeflow audio sample --ckpt RUN`: draw notes of every pitch (or --pitch K), write WAV files (Griffin-Lim), "
             "a spectrogram picture and the metrics (pitch accuracy, Frechet distance in the shipped pitch classifier's "
-            "features) beside their floors. docs/applications/audio.md shows a run."
+            "features) beside their floors. docs/audio.md shows a run."
         ),
     )
     p.add_argument("action", choices=["train", "sample"], help="train a model, or sample one")

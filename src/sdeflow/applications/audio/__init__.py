@@ -9,7 +9,7 @@
 :mod:`~.plots`                           spectrogram pictures
 =======================================  ===============================================================
 
-The page ``docs/applications/audio.md`` walks through it with the measured figures.
+The page ``docs/audio.md`` walks through it with the measured figures.
 """
 
 from .classifier import PitchClassifier, pitch_classifier, train_pitch_classifier

@@ -10,7 +10,7 @@
 * :func:`evaluate` compares samples with held-out conformers, beside the floor of a second held-out set;
 * files (:mod:`.io`): XYZ (no RDKit needed) and SDF.
 
-``sdeflow molecules train|sample`` is the command line (docs/applications/molecules.md).
+``sdeflow molecules train|sample`` is the command line (docs/molecules.md).
 This package imports torch and numpy only; RDKit is imported by the functions that need it.
 """
 
