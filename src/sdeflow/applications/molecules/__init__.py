@@ -14,7 +14,7 @@
 This package imports torch and numpy only; RDKit is imported by the functions that need it.
 """
 
-from .data import MOLECULES, ConformerSet, generate_conformers, parse_smiles, require_rdkit, resolve_molecule
+from .data import MOLECULES, ConformerSet, conformer_seeds, generate_conformers, parse_smiles, require_rdkit, resolve_molecule
 from .evaluate import evaluate, plot_energies, plot_torsions
 from .io import write_sdf, write_xyz
 from .model import ZeroCentroidDenoising, build_model, prior_noise, sample_conformers, train_conformer_model
@@ -22,6 +22,7 @@ from .model import ZeroCentroidDenoising, build_model, prior_noise, sample_confo
 __all__ = [
     "MOLECULES",
     "ConformerSet",
+    "conformer_seeds",
     "generate_conformers",
     "parse_smiles",
     "require_rdkit",

@@ -6,8 +6,12 @@ the metrics need them. Atoms keep RDKit's order (the heavy atoms of the SMILES, 
 A conformer set is made by
 
 1. ETKDG v3 distance-geometry embedding (Riniker & Landrum 2015, "Better Informed Distance
-   Geometry"; Wang et al. 2020 for v3) of ``n`` conformers with ``randomSeed = seed``, no RMSD
-   pruning, one thread (so the result is a function of the seed);
+   Geometry"; Wang et al. 2020 for v3) of ``n`` conformers, conformer ``i`` with its own seed
+   (:func:`conformer_seeds`: ``n`` distinct 31-bit integers drawn from ``numpy``'s
+   ``SeedSequence(seed)``), no RMSD pruning, one thread (so the result is a function of the seed).
+   Not RDKit's ``EmbedMultipleConfs(n, randomSeed=seed)``: with one thread it embeds conformer ``i``
+   with the seed ``seed * (i + 1)``, so ``seed = 0`` gives ``n`` copies of one conformer (for butane:
+   all anti, no gauche) and the sets of seeds ``s`` and ``k s`` share conformers;
 2. MMFF94 minimization of each conformer (Halgren 1996) to convergence (at most 2,000 iterations),
    its final energy in kcal/mol kept.
 
@@ -37,6 +41,7 @@ __all__ = [
     "parse_smiles",
     "resolve_molecule",
     "generate_conformers",
+    "conformer_seeds",
     "molecule_graph",
 ]
 
@@ -142,16 +147,38 @@ class ConformerSet:
         return parse_smiles(self.smiles)
 
 
+def conformer_seeds(seed: int, n: int) -> list[int]:
+    """``n`` distinct ETKDG seeds in ``[0, 2^31)`` for the conformers of the set with seed ``seed``.
+
+    The first ``n`` distinct values of ``numpy.random.SeedSequence(seed).generate_state`` (a hash of
+    the seed; a longer set of the same seed starts with the shorter one's seeds), masked to 31 bits.
+    Sets of different seeds share a conformer seed only by chance (probability about ``n_1 n_2 / 2^31``).
+    """
+    check_int(n, "n")
+    check_int(seed, "seed", minimum=0)
+    draws = n
+    while True:  # a repeat among 31-bit draws is rare (about n^2 / 2^32); draw more until n are distinct
+        words = np.random.SeedSequence(int(seed)).generate_state(draws, dtype=np.uint32) & 0x7FFFFFFF
+        _, first = np.unique(words, return_index=True)
+        if len(first) >= n:
+            return [int(v) for v in words[np.sort(first)[:n]]]
+        draws *= 2
+
+
 def _embed(mol, n: int, seed: int):
+    from rdkit import Chem
     from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 
     params = rdDistGeom.ETKDGv3()
-    params.randomSeed = int(seed)
     params.numThreads = 1
     params.pruneRmsThresh = -1.0
-    ids = list(rdDistGeom.EmbedMultipleConfs(mol, int(n), params))
-    if len(ids) < n:
-        raise ValueError(f"ETKDG embedded {len(ids)} of {n} conformers (seed {seed}); the molecule may be too strained to embed")
+    for i, s in enumerate(conformer_seeds(seed, n)):  # one embedding per conformer, each with its own seed
+        params.randomSeed = s
+        one = Chem.Mol(mol)
+        if rdDistGeom.EmbedMolecule(one, params) < 0:
+            raise ValueError(f"ETKDG embedded {i} of {n} conformers (seed {seed}); the molecule may be too strained to embed")
+        mol.AddConformer(one.GetConformer(), assignId=True)
+    ids = [c.GetId() for c in mol.GetConformers()]
     if not rdForceFieldHelpers.MMFFHasAllMoleculeParams(mol):
         raise ValueError("MMFF94 has no parameters for some atom of this molecule; choose a molecule of common organic elements")
     results = rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(mol, numThreads=1, maxIters=2000)
@@ -163,7 +190,7 @@ def _embed(mol, n: int, seed: int):
 def _cache_name(smiles: str, n: int, seed: int) -> str:
     import rdkit
 
-    key = json.dumps({"smiles": smiles, "n": n, "seed": seed, "rdkit": rdkit.__version__, "recipe": "etkdgv3+mmff94/2000"})
+    key = json.dumps({"smiles": smiles, "n": n, "seed": seed, "rdkit": rdkit.__version__, "recipe": "etkdgv3-seed-per-conformer+mmff94/2000"})
     return f"conformers-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
