@@ -55,6 +55,19 @@ def test_distill_cd_writes_a_consistency_checkpoint_and_resumes_exactly(teacher,
     assert config["objective"]["name"] == "cd" and config["objective"]["teacher"].endswith("run")
     r = sdeflow.sample(f, process, process.prior_sample((8, 2), seeds=0), solver="consistency", nfe=2)
     assert r.nfe == 2 and torch.isfinite(r.samples).all()
+    # `sdeflow sample --ckpt` knows the kind: with no --solver it runs the consistency sampler (2 calls
+    # here), and its samples are the consistency function's own, mapped back to data space: equal to
+    # sampling load_consistency_model's f from the same per-sample seeds (to float rounding of the map).
+    import numpy as np
+
+    from sdeflow.data.sources import transform_to_data
+
+    assert main(["sample", "--ckpt", str(tmp_path / "a"), "--nfe", "2", "--n", "8", "--out", str(tmp_path / "s"), "--json"]) == 0
+    report = _json(capsys)
+    assert report["solver"] == "consistency" and report["nfe"] == 2
+    expected = transform_to_data(r.samples, config["data"].get("transform"))
+    got = torch.as_tensor(np.load(tmp_path / "s" / "samples.npz")["samples"])
+    assert torch.allclose(got.to(expected.dtype), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_distill_pd_halves_the_steps_per_round(teacher, tmp_path, capsys):

@@ -115,9 +115,13 @@ def run_checkpoint(args: argparse.Namespace, out: Path, tuned=None) -> dict:
     path = Path(args.ckpt)
     options = dict(tuned.solver_options) if tuned is not None else parse_options(args.option)
     solver = args.solver  # None: the default configuration
-    name = _solver_label(args, options)
     # The checkpoint's config (of the newest checkpoint for a run folder), checked as it is read.
     config = read_checkpoint(path).config
+    from ..distill.runs import CONSISTENCY_OBJECTIVES
+
+    if solver is None and (config.get("objective") or {}).get("name") in CONSISTENCY_OBJECTIVES:
+        solver = "consistency"  # a consistency model: its own multistep sampler (one call per step)
+    name = solver or _solver_label(args, options)
     grid = tuned if tuned is not None else (get_grid(args.grid) if args.grid else None)
     objective = config.get("objective") or {}
     if objective.get("name") == "interpolant" and objective.get("field") == "denoiser":

@@ -542,14 +542,29 @@ def sample_checkpoint(
     for stochastic solvers). ``solver=None``: :func:`sdeflow.sample`'s default configuration. With ``label`` (class-conditional models) the samples are of that class,
     with classifier-free guidance ``guidance``. Returns ``(n, *event_shape)`` samples, or
     ``(samples, trajectory, ts)`` with ``return_trajectory`` (the trajectory in model space). A ``stats``
-    dict receives the model calls per sample (``nfe``) and the steps taken.
+    dict receives the model calls per sample (``nfe``) and the steps taken. A consistency checkpoint
+    (``sdeflow distill --method cd``, ``train --objective ct|ect``) is sampled as its consistency
+    function, with ``solver="consistency"`` unless another solver is named.
     """
     from ..data.sources import transform_to_data
     from .evaluation import draw_samples
 
-    model, process, _, config = load_checkpoint_model(path, ema=ema, device=device)
+    model, process, prediction, config = load_checkpoint_model(path, ema=ema, device=device)
     if label is not None and model.num_classes == 0:
         raise ValueError("label= needs a class-conditional model; this checkpoint's network is unconditional")
+    objective = config.get("objective") or {}
+    from ..distill.runs import CONSISTENCY_OBJECTIVES
+
+    if objective.get("name") in CONSISTENCY_OBJECTIVES:
+        # A consistency model (CD, CT, ECT): its backbone wrapped in the boundary parameterization it was
+        # trained with, sampled by the consistency solver unless another is named.
+        from ..distill.consistency import ConsistencyFunction
+
+        if label is not None:
+            raise ValueError("label= is not available for consistency models (their students are unconditional)")
+        model = ConsistencyFunction(model, process, prediction=prediction, sigma_data=objective["sigma_data"],
+                                    t_min=objective["t_min"]).eval()
+        solver = solver or "consistency"
     out = draw_samples(
         model, process, config["data"]["event_shape"], n, solver=solver, steps=steps, nfe=nfe, seed=seed,
         label=label, guidance=guidance, return_trajectory=return_trajectory, device=device, stats=stats, **solver_options,
