@@ -86,6 +86,9 @@ def register(subparsers) -> None:
     p.add_argument("--micro-batch", type=int, default=0,
                    help="examples per forward pass on each process (default 0: its whole share of the global --batch-size); "
                         "smaller values accumulate gradients")
+    p.add_argument("--fsdp", action="store_true",
+                   help="under torchrun, shard the model, gradients, optimizer state and EMA over the processes (torch FSDP2) "
+                        "instead of replicating them (DDP); checkpoints hold full weights (docs/distributed.md)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (AdamW, cosine decay)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay")
     p.add_argument("--warmup", type=int, default=100, help="warm-up steps")
@@ -205,6 +208,7 @@ def run_train(args: argparse.Namespace) -> int:
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         warmup_steps=args.warmup, grad_clip=args.grad_clip, ema_decay=args.ema_decay, seed=args.seed,
         ckpt_every=args.ckpt_every, eval_every=args.eval_every, micro_batch=args.micro_batch, progress=not args.quiet, device=args.device,
+        fsdp=args.fsdp,
     )
     if source.name == "digits":
         evaluator = DigitsEvaluator(solver=args.eval_solver, steps=args.eval_steps)

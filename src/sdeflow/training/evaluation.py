@@ -43,6 +43,7 @@ def draw_samples(
     return_trajectory: bool = False,
     device: str | torch.device = "cpu",
     stats: dict[str, Any] | None = None,
+    distributed: bool = False,
     **solver_options: Any,
 ):
     """``n`` model-space samples ``(n, *event_shape)`` from ``model`` with ``solver`` (``None``:
@@ -54,11 +55,32 @@ def draw_samples(
     ``return_trajectory`` it returns ``(samples, trajectory (steps + 1, n, *event_shape), ts (steps + 1,))``.
     A ``stats`` dict receives ``nfe``, the model calls per sample (the most of any batch for adaptive
     solvers), and ``steps``.
+
+    With ``distributed`` (call it on every process of a ``torch.distributed`` run) the batches of
+    ``batch_size`` seeds are shared out over the processes and gathered in seed order on every process
+    (:func:`sdeflow.distributed.sample_seed_range`): the same samples, bit for bit, as one process.
     """
     from ..sample import sample
 
     check_int(n, "n")
     check_sample_memory(n, event_shape)
+    if distributed:
+        if return_trajectory:
+            raise ValueError("return_trajectory is not available with distributed=True (only the samples are gathered)")
+        from .. import distributed as dist_utils
+
+        def chunk_of(first: int, m: int):
+            info: dict[str, Any] = {}
+            x = draw_samples(model, process, event_shape, m, solver=solver, steps=steps, nfe=nfe, seed=first,
+                             label=label if label is None or isinstance(label, int) else label[first - seed : first - seed + m],
+                             guidance=guidance, batch_size=m, device=device, stats=info, **solver_options)
+            return x, info
+
+        out, infos = dist_utils.sample_seed_range(chunk_of, seed, n, batch_size)
+        if stats is not None and infos:
+            stats["nfe"] = max([int(stats.get("nfe", 0))] + [i["nfe"] for i in infos])
+            stats["steps"] = infos[-1]["steps"]
+        return out
     chunks, trajs = [], []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
@@ -119,7 +141,14 @@ class VectorEvaluator:
         seed: seeds ``seed .. seed + n - 1``.
         w2_points: points per set for the exact W2 (the cost is cubic).
         plot: write ``samples/step_<8-digit step>.png`` (e.g. ``step_00001500.png``) (2-D data only).
+        chunk: seeds per sampling batch, the unit shared out over the processes of a distributed run
+            (the samples, hence the metrics, are those of one process with the same ``chunk``).
+
+    ``sharded = True``: under ``torch.distributed`` the trainer calls it on every process; the samples
+    are drawn on shards and gathered in seed order, the metrics computed on rank 0 and shared.
     """
+
+    sharded = True
 
     def __init__(
         self,
@@ -132,8 +161,10 @@ class VectorEvaluator:
         seed: int = 0,
         w2_points: int = 2000,
         plot: bool = True,
+        chunk: int = 250,
     ) -> None:
         self.heldout = heldout
+        self.chunk = check_int(chunk, "chunk")
         self.transform = transform
         self.n = check_int(n, "n")
         self.solver = solver
@@ -143,11 +174,17 @@ class VectorEvaluator:
         self.plot = plot
 
     def __call__(self, model, step: int, out_dir: Path | None) -> dict[str, Any]:
-        from ..metrics import mmd, sliced_wasserstein2, wasserstein2
+        from .. import distributed as dist_utils
 
         event_shape = tuple(self.heldout.shape[1:])
-        x = draw_samples(model, model.process, event_shape, self.n, solver=self.solver, steps=self.steps, seed=self.seed)
+        x = draw_samples(model, model.process, event_shape, self.n, solver=self.solver, steps=self.steps, seed=self.seed,
+                         batch_size=self.chunk, distributed=True)
         x = transform_to_data(x, self.transform)
+        return dist_utils.on_main(lambda: self._metrics(x, step, out_dir), share=True)
+
+    def _metrics(self, x: torch.Tensor, step: int, out_dir: Path | None) -> dict[str, Any]:
+        from ..metrics import mmd, sliced_wasserstein2, wasserstein2
+
         k = min(self.w2_points, x.shape[0], self.heldout.shape[0])
         out = {
             "w2": wasserstein2(x[:k], self.heldout[:k]),
@@ -157,30 +194,42 @@ class VectorEvaluator:
             "solver": self.solver,
             "steps": self.steps,
         }
-        if self.plot and out_dir is not None and event_shape == (2,):
+        if self.plot and out_dir is not None and tuple(x.shape[1:]) == (2,):
             plots.scatter(Path(out_dir) / "samples" / f"step_{step:08d}.png", x, reference=self.heldout[: self.n],
                           labels=("samples", "held-out data"), title=f"step {step}")
         return out
 
 
-def digits_scores(samples: torch.Tensor, classifier=None, reference: torch.Tensor | None = None) -> dict[str, Any]:
+def digits_scores(samples: torch.Tensor, classifier=None, reference: torch.Tensor | None = None,
+                  chunk: int | None = None) -> dict[str, Any]:
     """Frechet distance of digit ``samples`` (data space, ``(n, 1, 8, 8)`` in ``[-1, 1]``) and their recognizability.
 
     Features are the shipped classifier's penultimate layer. Returns ``frechet_distance`` (to
     ``reference``, default the held-out digits), ``frechet_floor`` (the training digits to the same
     reference: what real data scores), ``confident_fraction`` (share of samples whose top class
     probability exceeds 0.5), ``mean_confidence`` and ``class_counts``.
+
+    With ``chunk`` the features are computed ``chunk`` images at a time, the chunks shared out over the
+    processes of a distributed run and gathered in order (:func:`sdeflow.distributed.map_chunks`; call it
+    on every process): the same figures as one process with the same ``chunk``.
     """
+    from .. import distributed as dist_utils
     from ..data.digits import digits_classifier, load_digits
     from ..metrics import frechet_distance
 
     classifier = classifier or digits_classifier()
     reference = load_digits("test").images if reference is None else reference
     train = load_digits("train").images
+
+    def features(images: torch.Tensor) -> torch.Tensor:
+        if chunk is None:
+            return classifier.features(images).double()
+        return dist_utils.map_chunks(lambda part: classifier.features(part).double(), images, chunk)
+
     with torch.no_grad():
-        f_ref = classifier.features(reference).double()
-        f_gen = classifier.features(samples.clamp(-1, 1)).double()
-        f_train = classifier.features(train).double()
+        f_ref = features(reference)
+        f_gen = features(samples.clamp(-1, 1))
+        f_train = features(train)
         probs = torch.softmax(classifier.head(f_gen.float()), dim=-1)
     conf, label = probs.max(dim=-1)
     return {
@@ -196,20 +245,30 @@ class DigitsEvaluator:
     """Frechet distance (with floor) and classifier confidence of generated digits, and an image grid.
 
     Draws ``n`` samples (default 1438, the size of the training split, so that the model and the
-    floor are measured at the same sample sizes).
+    floor are measured at the same sample sizes). ``chunk`` seeds (and images) per batch are the unit
+    shared out over the processes of a distributed run (``sharded = True``: the trainer calls it on
+    every process); every figure equals one process's with the same ``chunk``.
     """
 
-    def __init__(self, *, n: int = 1438, solver: str = "heun", steps: int = 30, seed: int = 0, grid: int = 100) -> None:
+    sharded = True
+
+    def __init__(self, *, n: int = 1438, solver: str = "heun", steps: int = 30, seed: int = 0, grid: int = 100,
+                 chunk: int = 256) -> None:
         self.n = check_int(n, "n")
+        self.chunk = check_int(chunk, "chunk")
         self.solver = solver
         self.steps = steps
         self.seed = seed
         self.grid = grid
 
     def __call__(self, model, step: int, out_dir: Path | None) -> dict[str, Any]:
-        x = draw_samples(model, model.process, (1, 8, 8), self.n, solver=self.solver, steps=self.steps, seed=self.seed)
-        out = digits_scores(x)
+        from .. import distributed as dist_utils
+
+        x = draw_samples(model, model.process, (1, 8, 8), self.n, solver=self.solver, steps=self.steps, seed=self.seed,
+                         batch_size=self.chunk, distributed=True)
+        out = digits_scores(x, chunk=self.chunk)
         out.update(solver=self.solver, steps=self.steps, n=self.n)
         if out_dir is not None and self.grid:
-            plots.image_grid(Path(out_dir) / "samples" / f"step_{step:08d}.png", x[: self.grid], nrow=10, title=f"step {step}")
+            dist_utils.on_main(lambda: plots.image_grid(Path(out_dir) / "samples" / f"step_{step:08d}.png", x[: self.grid],
+                                                        nrow=10, title=f"step {step}"))
         return out

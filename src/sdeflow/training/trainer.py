@@ -101,6 +101,10 @@ class TrainConfig:
             ``batch_size`` at once); a smaller value accumulates the gradient over micro-batches.
         threads: torch CPU threads during :meth:`Trainer.fit` (``None``: ``SDEFLOW_THREADS`` or 1; an
             integer, ``"auto"`` or ``"torch"``: :mod:`sdeflow._threads`, docs/threads.md).
+        fsdp: under several processes, shard the model, its gradients, AdamW's moments and the EMA
+            copy over the processes with torch's FSDP2 (``fully_shard``) instead of replicating them
+            with DistributedDataParallel (for models too large to hold N times); the same global-batch
+            gradient, checkpoints with full tensors (resumable by DDP or one process). No effect on one process.
     """
 
     steps: int = 2000
@@ -124,6 +128,7 @@ class TrainConfig:
     device: str = "cpu"
     micro_batch: int = 0
     threads: int | str | None = None
+    fsdp: bool = False
 
     def __post_init__(self) -> None:
         check_int(self.steps, "steps")
@@ -151,9 +156,11 @@ class TrainConfig:
         if not isinstance(self.ema_decay, (int, float)) or isinstance(self.ema_decay, bool) or not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be a number in [0, 1) (e.g. 0.999); got {self.ema_decay!r}")
         check_device(self.device, "device", available=False)  # availability is checked when training starts
+        if not isinstance(self.fsdp, bool):
+            raise TypeError(f"fsdp must be True or False; got {self.fsdp!r}")
 
     # Options that may change between an interrupted run and its resumption.
-    _RESUMABLE = ("steps", "log_every", "eval_every", "ckpt_every", "keep", "progress", "device", "threads", "micro_batch")
+    _RESUMABLE = ("steps", "log_every", "eval_every", "ckpt_every", "keep", "progress", "device", "threads", "micro_batch", "fsdp")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -352,22 +359,27 @@ class Trainer:
         device = check_device(cfg.device)
         end_check = cfg.steps if stop_at is None else check_int(stop_at, "stop_at")
         model = self.model.to(device).train()
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
-        )
         ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
         history: list[dict[str, float]] = []
         evaluations: list[dict[str, Any]] = []
         start = 0
         running, count = 0.0, 0
+        opt_state = None
         if resume:
-            start, history, evaluations, running, count = self._restore(model, ema, optimizer)
-        elif self.out_dir is not None:
+            start, history, evaluations, running, count, opt_state = self._restore(model, ema)
+        plan = ShardPlan(cfg.batch_size, cfg.micro_batch, cfg.fsdp)  # this process's rows of the global batch
+        net = plan.wrap(model, device, ema.shadow)  # DDP, or FSDP shards of the model and the EMA (full weights loaded above)
+        # The optimizer on the wrapped model's parameters (FSDP replaces them); its first creation imports
+        # torch._dynamo (seconds on a loaded machine), done before the run folder appears.
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+        )
+        if opt_state is not None:
+            optimizer.load_state_dict(plan.local_optimizer_state(opt_state, optimizer))
+        if not resume and self.out_dir is not None:
             out_dir = self.out_dir  # rank 0 alone clears and makes the run folder
             dist_utils.on_main(lambda: (clear_run(out_dir) if overwrite else None, out_dir.mkdir(parents=True, exist_ok=True)))
         end = min(cfg.steps, end_check)
-        plan = ShardPlan(cfg.batch_size, cfg.micro_batch)  # this process's rows of the global batch
-        net = plan.wrap(model, device)
         data = self.data.to(device)
         labels = self.labels.to(device) if self.labels is not None else None
         num_classes = model.num_classes
@@ -438,13 +450,13 @@ class Trainer:
                     if done % 10 == 0 or done == end:
                         bar.set_postfix(loss=f"{loss:.4g}", samples_s=f"{trained / max(train_time, 1e-9):.0f}")
                 if self.evaluator is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
-                    evaluations.append(dist_utils.on_main(lambda: self._evaluate(ema.shadow, done), share=True))
-                save = lambda: self._save(done, model, ema, optimizer, history, evaluations, trained, train_time, (running, count))  # noqa: E731
+                    evaluations.append(self._evaluate_on_ranks(plan.full_copy(ema.shadow), done))
+                save = lambda: self._save(done, plan, model, ema, optimizer, history, evaluations, trained, train_time, (running, count))  # noqa: E731
                 if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < end:
-                    last_ckpt = dist_utils.on_main(save, share=True)  # written once, by rank 0
+                    last_ckpt = save()  # written once, by rank 0
                 if dist_utils.any_rank(bool(interrupted)):
                     if self.out_dir is not None:
-                        dist_utils.on_main(save)
+                        save()
                     raise KeyboardInterrupt(f"training interrupted after step {done}; resume with resume=True / --resume")
         finally:
             if previous_handler is not None:
@@ -452,15 +464,14 @@ class Trainer:
             if bar is not None:
                 bar.close()
         completed = end >= cfg.steps
+        ema_model = plan.full_copy(ema.shadow)  # under FSDP: the full weights, gathered
         if completed and self.evaluator is not None:
-            evaluations.append(dist_utils.on_main(lambda: self._evaluate(ema.shadow, end), share=True))
+            evaluations.append(self._evaluate_on_ranks(ema_model, end))
         if self.out_dir is not None:
-            last_ckpt = dist_utils.on_main(
-                lambda: self._save(end, model, ema, optimizer, history, evaluations, trained, train_time, (running, count)), share=True
-            )
+            last_ckpt = self._save(end, plan, model, ema, optimizer, history, evaluations, trained, train_time, (running, count))
         return TrainResult(
-            model=model.eval(),
-            ema_model=ema.shadow,
+            model=plan.full_copy(model).eval(),
+            ema_model=ema_model,
             step=end,
             history=history,
             evaluations=evaluations,
@@ -469,17 +480,35 @@ class Trainer:
             completed=completed,
         )
 
+    def _evaluate_on_ranks(self, ema_model: DiffusionModel, step: int) -> dict[str, Any]:
+        """The evaluation, the same entry on every process: an evaluator that declares ``sharded = True``
+        (:class:`~sdeflow.training.VectorEvaluator`, :class:`~sdeflow.training.DigitsEvaluator`) runs on
+        every process and shares its work out itself; any other runs on rank 0 alone."""
+        if getattr(self.evaluator, "sharded", False):
+            return self._evaluate(ema_model, step)
+        return dist_utils.on_main(lambda: self._evaluate(ema_model, step), share=True)
+
     def _evaluate(self, ema_model: DiffusionModel, step: int) -> dict[str, Any]:
         with torch.no_grad():
             metrics = dict(self.evaluator(ema_model, step, self.out_dir))
         entry = {"step": step, **metrics}
-        if self.out_dir is not None:
+        if self.out_dir is not None and dist_utils.is_main():
             self.out_dir.mkdir(parents=True, exist_ok=True)
             with open(self.out_dir / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(entry, default=float) + "\n")
         return entry
 
-    def _save(self, step, model, ema, optimizer, history, evaluations, trained, train_time, running) -> Path:
+    def _save(self, step, plan, model, ema, optimizer, history, evaluations, trained, train_time, running) -> Path:
+        """Write a checkpoint on rank 0 (every process calls this; under FSDP all of them gather the full tensors first)."""
+        if plan.fsdp:
+            weights, ema_weights = plan.full_state(model.net), plan.full_state(ema.shadow.net)
+            net, ema_net, opt = _Stateful(weights), _Stateful(ema_weights), _Stateful(plan.full_optimizer_state(optimizer))
+        else:
+            net, ema_net, opt = model.net, ema.shadow.net, optimizer
+        return dist_utils.on_main(lambda: self._write(step, net, ema_net, opt, ema, history, evaluations, trained, train_time, running),
+                                  share=True)
+
+    def _write(self, step, net, ema_net, optimizer, ema, history, evaluations, trained, train_time, running) -> Path:
         card = {
             "step": step,
             "loss": history[-1]["loss"] if history else None,
@@ -490,11 +519,11 @@ class Trainer:
         # The partial sum of the loss since the last history entry, so that a resumed run logs the same history.
         state = {"ema": ema.state(), "history": history, "evaluations": evaluations, "running_loss": list(running)}
         return save_checkpoint(
-            self.out_dir, step=step, model=model.net, ema_model=ema.shadow.net, optimizer=optimizer,
+            self.out_dir, step=step, model=net, ema_model=ema_net, optimizer=optimizer,
             config=self.run_config(), metrics=card, state=state, keep=self.config.keep,
         )
 
-    def _restore(self, model: DiffusionModel, ema: EMA, optimizer: torch.optim.Optimizer):
+    def _restore(self, model: DiffusionModel, ema: EMA):
         if self.out_dir is None:
             raise ValueError("resume=True needs the out_dir of the run to resume")
         try:
@@ -523,6 +552,17 @@ class Trainer:
         ema.shadow.net.load_state_dict(ckpt.weights(ema=True))
         ema.shadow.to(device)
         ema.load_state(ckpt.state["ema"])
-        optimizer.load_state_dict(ckpt.optimizer_state())
         running, count = ckpt.state.get("running_loss", [0.0, 0])
-        return ckpt.step, list(ckpt.state.get("history", [])), list(ckpt.state.get("evaluations", [])), float(running), int(count)
+        # The optimizer is built after the model is wrapped (FSDP replaces its parameters): its state is loaded then.
+        return (ckpt.step, list(ckpt.state.get("history", [])), list(ckpt.state.get("evaluations", [])), float(running), int(count),
+                ckpt.optimizer_state())
+
+
+class _Stateful:
+    """A state dict standing in for a module or an optimizer when writing a checkpoint (FSDP's full tensors)."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._state = state
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._state
