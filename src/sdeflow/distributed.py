@@ -16,8 +16,10 @@ sdeflow's randomness is per sample (:mod:`sdeflow.noise`: sample ``i`` of seed `
 * **gathering and reducing** -- :func:`gather_rows` concatenates the ranks' rows in global order;
   :func:`gather_objects` concatenates per-chunk results (partial sums, counts) in chunk order, so a
   reduction folds the same numbers in the same order as a single process does: exact, not merely
-  close. :func:`map_chunks` and :func:`sample_seed_range` are the two patterns built on these
-  (a function of data rows, e.g. classifier features; samples of a seed range).
+  close. :func:`map_chunks`, :func:`sample_seed_range` and :func:`sdeint` are the patterns built on
+  these (a function of data rows, e.g. classifier features; samples of a seed range; Monte Carlo
+  paths of an SDE with per-path seeds). Posterior sampling has its own:
+  :func:`sdeflow.inverse.posterior_sample_sharded`.
 
 Only training's gradient all-reduce (DistributedDataParallel, in :class:`~sdeflow.training.Trainer`)
 sums in an order that depends on the number of processes; its results agree to rounding (~1e-7
@@ -59,6 +61,7 @@ __all__ = [
     "gather_objects",
     "map_chunks",
     "sample_seed_range",
+    "sdeint",
     "parse_seed_range",
 ]
 
@@ -332,6 +335,64 @@ def sample_seed_range(
         probe, _ = draw(first, 1)
         outs = [probe[:0]]
     return gather_rows(torch.cat(outs), count), gather_objects(infos)
+
+
+_SDEINT_REFUSED = ("bm", "generator", "logqp", "extra", "extra_solver_state")
+
+
+def sdeint(
+    sde: Any,
+    y0: torch.Tensor,
+    ts: Sequence[float] | torch.Tensor,
+    *,
+    seed: int,
+    chunk_size: int,
+    per_path: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """Monte Carlo paths of :func:`sdeflow.sdeint` shared out over the processes, path ``i`` from seed ``seed + i``.
+
+    The ``batch`` paths of ``y0`` are cut into chunks of ``chunk_size``; each process solves its own
+    chunks (:func:`my_chunks`) with the per-path seeded Brownian motion of ``sdeint(..., seed=,
+    chunk_size=)`` (path ``i`` has its own counter-based Brownian path of seed ``seed + i``) and the
+    results are gathered in path order on every process. Since a chunk is the computation a single
+    process makes for it (adaptive steps too: every chunk takes its own steps), the result is bit for
+    bit ``sdeflow.sdeint(sde, y0, ts, seed=seed, chunk_size=chunk_size, ...)`` in one process, and so are
+    the Monte Carlo estimates made from it.
+
+    Args:
+        sde, y0, ts: as :func:`sdeflow.sdeint`; ``y0`` is ``(batch, *event_shape)``.
+        seed: the seed of path 0.
+        chunk_size: paths per chunk, the unit of work (fix it when comparing runs).
+        per_path: optional ``fn(ys) -> (m, ...)`` applied to each chunk's solution ``ys``
+            ``(len(ts), m, *event_shape)`` before gathering (a payoff, the terminal value): only its result
+            travels and is kept.
+        **kwargs: ``method``, ``dt``, ``adaptive``, ``rtol``, ``atol``, ... of :func:`sdeflow.sdeint`
+            (not ``bm``, ``generator``, ``logqp``, ``extra``: the noise must be the per-path seeded one).
+
+    Returns:
+        ``ys`` ``(len(ts), batch, *event_shape)``, or with ``per_path`` the gathered ``(batch, ...)``.
+    """
+    from .sdes import sdeint as _sdeint
+
+    refused = sorted(set(kwargs) & set(_SDEINT_REFUSED))
+    if refused:
+        raise ValueError(f"distributed.sdeint draws each path's noise from its own seed; {refused} cannot be given")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0 (path i uses seed + i); got {seed!r}")
+    check_int(chunk_size, "chunk_size")
+    if not isinstance(y0, torch.Tensor) or y0.ndim < 1 or y0.shape[0] < 1:
+        raise ValueError(f"y0 must be a tensor (batch, *event_shape) with batch >= 1; got {getattr(y0, 'shape', type(y0).__name__)}")
+
+    def solve(a: int, b: int) -> torch.Tensor:
+        ys = _sdeint(sde, y0[a:b], ts, seed=seed + a, chunk_size=chunk_size, **kwargs)
+        return per_path(ys) if per_path is not None else ys.movedim(1, 0)
+
+    outs = [solve(a, b) for a, b in my_chunks(y0.shape[0], chunk_size)]
+    if not outs:  # a process without chunks joins the gather with zero rows of the right shape
+        outs = [solve(0, 1)[:0]]
+    gathered = gather_rows(torch.cat(outs), y0.shape[0])
+    return gathered if per_path is not None else gathered.movedim(0, 1)
 
 
 _SEED_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")

@@ -69,7 +69,7 @@ def invariance(count: int = 1000, chunk: int = 128):
 
 
 def train(steps: int = 100, batch: int = 256, micro_batch: int = 0, out_dir: str | None = None,
-          stop_at: int | None = None, resume: bool = False):
+          stop_at: int | None = None, resume: bool = False, fsdp: bool = False, evaluator=None, eval_every: int = 0):
     """Flow matching on 8 Gaussians with a tiny MLP; returns the weights, the EMA weights and the loss history."""
     from sdeflow.data import sample_toy
     from sdeflow.nn import MLP
@@ -79,13 +79,14 @@ def train(steps: int = 100, batch: int = 256, micro_batch: int = 0, out_dir: str
     objective = FlowMatching()
     model = DiffusionModel(MLP((2,), 16, 2, seed=0), objective.process, "velocity")
     config = TrainConfig(steps=steps, batch_size=batch, lr=3e-3, warmup_steps=10, log_every=10, progress=False,
-                         micro_batch=micro_batch, ckpt_every=0, ema_decay=0.9)
-    result = Trainer(model, objective, data, config=config, out_dir=out_dir,
+                         micro_batch=micro_batch, ckpt_every=0, ema_decay=0.9, fsdp=fsdp, eval_every=eval_every)
+    result = Trainer(model, objective, data, config=config, out_dir=out_dir, evaluator=evaluator,
                      data_info={"name": "8gaussians", "kind": "vector"}).fit(stop_at=stop_at, resume=resume)
     return {
         "weights": {k: v.detach().clone() for k, v in result.model.net.state_dict().items()},
         "ema": {k: v.detach().clone() for k, v in result.ema_model.net.state_dict().items()},
         "history": result.history,
+        "evaluations": result.evaluations,
         "world": distributed.world_size(),
     }
 
@@ -101,3 +102,80 @@ def train_and_resume(out_dir: str):
 def two_processes(out_dir: str):
     """Everything checked on 2 processes, in one launch (a process start costs seconds)."""
     return {"invariance": invariance(), "training": train_and_resume(out_dir)}
+
+
+def evaluators(n: int = 300, chunk: int = 100):
+    """The trainer's two evaluators on fixed models, their sampling and features shared out by chunks."""
+    from sdeflow.data import sample_toy
+    from sdeflow.nn import MLP
+    from sdeflow.training import DiffusionModel, DigitsEvaluator, FlowMatching, VectorEvaluator
+
+    process = FlowMatching().process
+    vector = DiffusionModel(MLP((2,), 16, 2, seed=1), process, "velocity")
+    digits = DiffusionModel(MLP((1, 8, 8), 16, 2, seed=2), process, "velocity")
+    with torch.no_grad():  # non-zero output layers, so that the samples depend on the networks
+        for net in (vector.net, digits.net):
+            net.out.weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(3))
+    heldout = sample_toy("8gaussians", n, seed=1)
+    out = {"vector": VectorEvaluator(heldout, n=n, steps=4, chunk=chunk, plot=False)(vector, 0, None),
+           "digits": DigitsEvaluator(n=n, steps=4, chunk=chunk, grid=0)(digits, 0, None)}
+    return out
+
+
+def gaussian_problem():
+    """A 3-D Gaussian prior seen through a 2 x 3 matrix with noise 0.3, three measurements."""
+    from sdeflow.inverse import Linear
+    from sdeflow.targets import gaussian
+
+    g = torch.Generator().manual_seed(0)
+    prior = gaussian(torch.randn(3, generator=g, dtype=torch.float64), torch.tensor([0.6, 1.0, 1.5], dtype=torch.float64))
+    op = Linear(torch.randn(2, 3, generator=g, dtype=torch.float64), noise_std=0.3)
+    y = op.measure(prior.sample(3, seeds=1, dtype=torch.float64), generator=g)
+    return prior, op, y
+
+
+def posteriors():
+    """DPS with each measurement's 8 samples in units of 3; MCGdiff (a particle method) by measurement."""
+    from sdeflow.inverse import posterior_sample_sharded
+    from sdeflow.processes import VP
+
+    prior, op, y = gaussian_problem()
+    model = prior.model(VP(), "eps")
+    dps = posterior_sample_sharded(model, VP(), op, y, method="dps", n_samples=8, samples_per_unit=3, steps=20,
+                                   dtype=torch.float64, seed=7)
+    smc = posterior_sample_sharded(model, VP(), op, y, method="mcgdiff", n_samples=16, particles=32, steps=20,
+                                   dtype=torch.float64, seed=7)
+    return {"dps": (dps.samples, dps.nfe), "mcgdiff": (smc.samples, smc.nfe, smc.ess, smc.resampled)}
+
+
+def sde_paths(paths: int = 1000, chunk: int = 128):
+    """Monte Carlo of a GBM's terminal value (Euler, 16 steps) and adaptive SRK paths, per-path seeds, shared out."""
+    from sdeflow.finance import GBM
+
+    sde = GBM(s0=100.0, r=0.05, sigma=0.2)
+    y0 = sde.initial(paths).double()
+    ts = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    terminal = distributed.sdeint(sde, y0, ts, seed=11, chunk_size=chunk, method="euler", dt=1 / 16,
+                                  per_path=lambda ys: ys[-1, :, 0])
+    mean = terminal.mean()
+    stderr = terminal.std() / paths**0.5
+    adaptive = distributed.sdeint(sde, y0[:40], torch.linspace(0, 1, 5, dtype=torch.float64), seed=3, chunk_size=16,
+                                  method="srk", adaptive=True, dt=0.1, rtol=1e-3, atol=1e-3)
+    return {"terminal": terminal, "mean": float(mean), "stderr": float(stderr), "adaptive": adaptive}
+
+
+def sharded_work(out_dir: str):
+    """FSDP training (40 planned steps, stopped at 20 with a checkpoint) with sharded evaluations at steps 10 and
+    20, the evaluators, posterior samples and SDE paths: everything new of the second round, one launch."""
+    fsdp = train(steps=40, out_dir=out_dir, stop_at=20, fsdp=True, micro_batch=48, evaluator=small_evaluator(),
+                 eval_every=10)
+    return {"fsdp": fsdp, "evaluators": evaluators(), "posteriors": posteriors(), "sde": sde_paths(),
+            "world": distributed.world_size()}
+
+
+def small_evaluator():
+    """W2, sliced W2 and MMD of 400 samples (4 Heun steps, chunks of 100 seeds) against 400 held-out points."""
+    from sdeflow.data import sample_toy
+    from sdeflow.training import VectorEvaluator
+
+    return VectorEvaluator(sample_toy("8gaussians", 400, seed=1), n=400, steps=4, chunk=100, plot=False)

@@ -17,6 +17,7 @@ from .operators import Blur, Denoising, Inpainting, Linear, Nonlinear, Operator,
 from .pigdm import PiGDM
 from .posterior import PosteriorResult, posterior_sample
 from .repaint import RePaint
+from .sharded import posterior_sample_sharded
 
 __all__ = [
     "Blur",
@@ -41,4 +42,5 @@ __all__ = [
     "get_method",
     "operators",
     "posterior_sample",
+    "posterior_sample_sharded",
 ]
