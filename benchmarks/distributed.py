@@ -7,7 +7,9 @@ torchrun, and the communication a training step needs on N GPUs (computed from t
 What is measured (medians of ``--repeats`` runs inside one launch, after one warm-up run):
 
 * training: flow matching on moons with an MLP (width 256, 3 residual blocks), global batch 1024,
-  ``Trainer.fit``'s examples per second (optimizer steps only: no start-up, no saving);
+  ``Trainer.fit``'s examples per second (optimizer steps only: no start-up, no saving), with
+  DistributedDataParallel and, for 2 or more processes, with FSDP (``TrainConfig(fsdp=True)``: the
+  same steps with the model, gradients, optimizer state and EMA sharded);
 * sampling: ``sdeflow.distributed.sample_seed_range`` of a seed range with Heun (20 steps) on the same
   MLP, chunks of 1024 seeds, gathered in seed order on every rank: samples per second, wall clock.
 
@@ -60,10 +62,11 @@ def _worker(kind: str, size: int, repeats: int, out: str) -> None:
         objective, model = _mlp_model()
         values = []
         for _ in range(repeats + 1):  # the first run warms up (allocations, the process group's first collectives)
-            if kind == "train":
+            if kind in ("train", "train_fsdp"):
                 objective, model = _mlp_model()
                 data = sample_toy("moons", 8192, seed=0)
-                config = TrainConfig(steps=size, batch_size=1024, lr=1e-3, warmup_steps=5, progress=False, log_every=0)
+                config = TrainConfig(steps=size, batch_size=1024, lr=1e-3, warmup_steps=5, progress=False, log_every=0,
+                                     fsdp=kind == "train_fsdp")
                 values.append(Trainer(model, objective, data, config=config).fit().samples_per_second)
             else:
                 def draw(first, m):
@@ -112,6 +115,16 @@ def communication_table(models: dict[str, int]) -> list[str]:
     return lines
 
 
+def memory_table(models: dict[str, int], largest_block: float = 0.25) -> list[str]:
+    """Model state per process: DDP 20P bytes; FSDP 20P/N + 8 bytes for each parameter of the largest block
+    (taken as ``largest_block`` of the model) while it is gathered."""
+    lines = ["| model | parameters P | N | DDP per process | FSDP per process |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name, p in models.items():
+        for n in (2, 8, 64):
+            lines.append(f"| {name} | {p:,} | {n} | {20 * p / 1e6:.3g} MB | {(20 * p / n + 8 * largest_block * p) / 1e6:.3g} MB |")
+    return lines
+
+
 def gpu_check(n: int = 1000, devices: tuple[str, str] = ("cpu", "cuda")) -> dict:
     """CPU against one GPU on seeds 0..n-1 (ring2d's exact score, Heun and Euler-Maruyama, float32), and
     the host-device synchronizations inside the sampling loop. Returns what was found (or that it did not run)."""
@@ -157,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (median; default 3)")
     parser.add_argument("--gpu-check", action="store_true", help="run the CPU-vs-GPU check (needs CUDA)")
     parser.add_argument("--no-report", action="store_true", help="print only; do not write BENCHMARKS-distributed.md")
-    parser.add_argument("--worker", choices=("train", "sample"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("train", "train_fsdp", "sample"), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -173,9 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     steps, n_samples = (30, 4096) if args.quick else (100, 16384)
     load_before = os.getloadavg()
     rows, params = [], 0
-    for kind, size, unit in (("train", steps, "training examples/s"), ("sample", n_samples, "samples/s")):
-        base = None
+    for kind, size, unit in (("train", steps, "training examples/s"), ("train_fsdp", steps, "training examples/s"),
+                             ("sample", n_samples, "samples/s")):
+        if kind != "train_fsdp":  # FSDP's ratio is against the 1-process (DDP-free) training figure
+            base = None
         for p in procs:
+            if kind == "train_fsdp" and p == 1:
+                continue  # one process: FSDP shards nothing, the plain step runs
             res = _launch(p, kind, size, args.repeats)
             params = res["params"]
             med = statistics.median(res["values"])
@@ -218,6 +235,16 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *communication_table(models),
         "",
+        "FSDP (`train_fsdp` rows, `TrainConfig(fsdp=True)`): each process keeps 1/N of the parameters, gradients, "
+        "AdamW moments and EMA, and all-gathers each block's weights before its forward and its backward, then "
+        "reduce-scatters the gradients: about 1.5x DDP's traffic per step, in more and smaller messages (one per "
+        "block and pass), which the gloo CPU backend pays for dearly on models this small. It is for models whose "
+        "state does not fit N times; the table gives the float32 model state per process (weights, gradients, two "
+        "AdamW moments, EMA: 20 bytes a parameter) under DDP and under FSDP (20P/N plus the largest block's "
+        "gathered weights and gradients, the block taken as a quarter of the model).",
+        "",
+        *memory_table(models),
+        "",
         "![throughput against processes](benchmarks/figures/distributed_scaling.png)",
         "",
         "GPU check (issue 17, item 5): " + (
@@ -240,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plot(rows: list[str], path: Path) -> None:
-    """Throughput against processes, one panel per kind of work."""
+    """Throughput against processes: training (DDP, with FSDP beside it) and sampling."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,11 +277,15 @@ def _plot(rows: list[str], path: Path) -> None:
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         data.setdefault(cells[0], []).append((int(cells[1]), float(cells[2].split()[0].replace(",", ""))))
-    fig, axes = plt.subplots(1, len(data), figsize=(4 * len(data), 3))
-    for ax, (kind, points) in zip(axes if len(data) > 1 else [axes], data.items()):
-        ps, vs = zip(*points)
-        ax.plot(ps, vs, "o-", label="measured")
+    panels = [kind for kind in data if kind != "train_fsdp"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3))
+    for ax, kind in zip(axes if len(panels) > 1 else [axes], panels):
+        ps, vs = zip(*data[kind])
+        ax.plot(ps, vs, "o-", label="measured (DDP)" if kind == "train" else "measured")
         ax.plot(ps, [vs[0] * p / ps[0] for p in ps], "--", color="gray", label="linear")
+        if kind == "train" and "train_fsdp" in data:
+            fp, fv = zip(*data["train_fsdp"])
+            ax.plot(fp, fv, "s", color="C3", label="measured (FSDP)")
         ax.set_xlabel("processes")
         ax.set_ylabel("training examples/s" if kind == "train" else "samples/s")
         ax.set_title(kind)
