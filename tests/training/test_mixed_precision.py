@@ -18,7 +18,7 @@ def _fit(amp):
     model = DiffusionModel(MLP((2,), 32, 2, seed=0), objective.process, "velocity", amp_dtype=amp)
     seen = []
     model.net.inp.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
-    config = TrainConfig(steps=100, batch_size=128, lr=3e-3, warmup_steps=10, log_every=20, progress=False, ema_decay=0.9)
+    config = TrainConfig(steps=60, batch_size=128, lr=3e-3, warmup_steps=10, log_every=20, progress=False, ema_decay=0.9)
     result = Trainer(model, objective, sample_toy("8gaussians", 2048, seed=0), config=config).fit()
     return result, set(seen)
 
@@ -30,11 +30,10 @@ def test_bf16_autocast_trains_like_float32():
     assert half_dtypes == {torch.bfloat16} and full_dtypes == {torch.float32}
     assert all(p.dtype == torch.float32 for p in half.model.parameters())
     losses = [h["loss"] for h in half.history]
-    # Expected: the flow-matching loss falls from 13.0 (steps 1-20) to 6.3 (steps 81-100) in both runs (the
+    # Expected: the flow-matching loss falls from 13.0 (steps 1-20) to 8.8 (steps 41-60) in both runs (the
     # 8-Gaussian velocity's irreducible variance keeps it above ~5); bf16 ends within 1e-4 relative of float32
-    # (measured: the same 6.3271 to 4 decimals; entries differ by up to 2e-4 relative on the way: bfloat16's 8-bit
-    # mantissa rounds the products, the float32 weights and optimizer absorb it). We assert a fall below 0.6 of
-    # the first entry and agreement to 1 %.
-    assert losses[-1] < 0.6 * losses[0]
+    # (measured 8.826 against 8.825, 1e-4; bfloat16's 8-bit mantissa rounds the products, the float32 weights
+    # and optimizer absorb it). We assert a fall below 0.75 of the first entry and agreement to 1 %.
+    assert losses[-1] < 0.75 * losses[0]
     assert abs(losses[-1] - full.history[-1]["loss"]) < 0.01 * full.history[-1]["loss"]
     assert half.model.config()["amp_dtype"] == "bf16"  # recorded in checkpoints: sampling uses it again
