@@ -153,12 +153,18 @@ def teardown() -> None:
 
 @contextmanager
 def session(device: str | torch.device = "cpu", *, backend: str | None = None) -> Iterator[DistEnv]:
-    """``with session() as env:`` -- :func:`init` on entry and :func:`teardown` on exit."""
+    """``with session() as env:`` -- :func:`init` on entry and :func:`teardown` on exit.
+
+    A session inside a running process group (a command run by code that already joined one) uses that
+    group and leaves it running.
+    """
+    joined = dist.is_available() and dist.is_initialized()
     env = init(device, backend=backend)
     try:
         yield env
     finally:
-        teardown()
+        if not joined:
+            teardown()
 
 
 def active() -> bool:

@@ -169,8 +169,21 @@ def sharded_work(out_dir: str):
     20, the evaluators, posterior samples and SDE paths: everything new of the second round, one launch."""
     fsdp = train(steps=40, out_dir=out_dir, stop_at=20, fsdp=True, micro_batch=48, evaluator=small_evaluator(),
                  eval_every=10)
-    return {"fsdp": fsdp, "evaluators": evaluators(), "posteriors": posteriors(), "sde": sde_paths(),
-            "world": distributed.world_size()}
+    return {"fsdp": fsdp, "evaluate": evaluate_command(out_dir, out_dir + "/evaluate.json"), "evaluators": evaluators(),
+            "posteriors": posteriors(), "sde": sde_paths(), "world": distributed.world_size()}
+
+
+def evaluate_command(run: str, report: str):
+    """``sdeflow evaluate`` on the run's step-20 checkpoint (600 samples, 4 Heun steps); its JSON report."""
+    import json
+
+    from sdeflow.cli import main
+
+    assert main(["evaluate", "--ckpt", run + "/checkpoints/step_00000020", "--num-samples", "600", "--steps", "4",
+                 "--json", report, "--quiet"]) == 0
+    distributed.barrier()  # rank 0 has written the report
+    with open(report) as fh:
+        return json.load(fh)
 
 
 def small_evaluator():

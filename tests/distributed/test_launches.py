@@ -149,8 +149,11 @@ def test_two_processes_fsdp_evaluation_posteriors_and_sde_paths(tmp_path):
     assert _relative(full["ema"], alone["ema"]) < 1e-6
 
     # Evaluators: samples drawn by chunks of seeds and classifier features by chunks of images, shared out:
-    # every metric equal to the last bit (== on floats).
+    # every metric equal to the last bit (== on floats); `sdeflow evaluate` under the launch writes the report
+    # of one process (W2, sliced W2, MMD and the W2 floor).
     assert two["evaluators"] == evaluators
+    one = _work.evaluate_command(str(tmp_path / "run"), str(tmp_path / "evaluate-1.json"))
+    assert two["evaluate"] == one and set(one) >= {"wasserstein2", "sliced_wasserstein2", "mmd", "wasserstein2_floor"}
 
     # Posterior samples: each unit's randomness is its own seed's, so 2 processes give the same bits.
     assert torch.equal(two["posteriors"]["dps"][0], posteriors["dps"][0])

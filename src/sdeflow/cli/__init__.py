@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace):
     if not getattr(args, "distributed", False):
         raise ValueError(
             f"sdeflow {args.command} runs as one process; under torchrun (WORLD_SIZE={env.world_size}) only "
-            "`sdeflow sample` and `sdeflow train` share their work: run this command with plain python"
+            "`sdeflow sample`, `sdeflow train` and `sdeflow evaluate` share their work: run this command with plain python"
         )
     with session(getattr(args, "device", "cpu")):
         return args.func(args)

@@ -15,6 +15,10 @@ from typing import Any
 __all__ = ["register", "build_network", "run_train", "run_evaluate"]
 
 
+EVAL_CHUNK = 256
+"""Seeds per sampling batch (and images per feature batch) of ``sdeflow evaluate``: its unit of work under torchrun."""
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -121,7 +125,8 @@ def register(subparsers) -> None:
         description=(
             "Sample a checkpoint and compare with held-out data: exact and sliced Wasserstein-2 and MMD for vectors "
             "(with the two-sample floor), the Frechet distance in the digits classifier's feature space (with its "
-            "floor) and the classifier's confidence for digits. Prints JSON."
+            "floor) and the classifier's confidence for digits. Prints JSON. Under torchrun the samples (chunks of "
+            f"{EVAL_CHUNK} seeds) and the classifier features are shared out over the processes: the same report."
         ),
     )
     e.add_argument("--ckpt", required=True, type=Path, help="checkpoint folder or run folder")
@@ -134,7 +139,7 @@ def register(subparsers) -> None:
     add_json_option(e)
     deprecated_alias(e, "--out", "--json FILE", "json")
     e.add_argument("--overwrite", action="store_true", help="allow replacing an existing --json file")
-    e.set_defaults(func=run_evaluate)
+    e.set_defaults(func=run_evaluate, distributed=True)
 
 
 def build_network(kind: str, source, *, conditional: bool = False, width: int = 256, depth: int = 3,
@@ -254,6 +259,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``sdeflow evaluate``."""
+    from .. import distributed as dist_utils
     from ..data import get_data
     from ..training import digits_scores, read_checkpoint, sample_checkpoint
     from ._common import check_output_file, emit, json_file, reading
@@ -263,11 +269,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data_name = args.data or ckpt.config["data"].get("name")
     if data_name is None:
         raise ValueError("the checkpoint does not name its data; pass --data NAME_OR_PATH")
-    samples = sample_checkpoint(ckpt.path, args.n, solver=args.solver, steps=args.steps, seed=args.seed, ema=not args.raw)
+    # Chunks of EVAL_CHUNK seeds, shared out under torchrun and gathered in seed order (the same samples on every process).
+    samples = sample_checkpoint(ckpt.path, args.n, solver=args.solver, steps=args.steps, seed=args.seed, ema=not args.raw,
+                                batch_size=EVAL_CHUNK, distributed=True)
     report: dict[str, Any] = {"checkpoint": str(ckpt.path), "step": ckpt.step, "solver": args.solver,
                               "steps": args.steps, "n": args.n, "data": str(data_name)}
     if data_name == "digits":
-        report.update(digits_scores(samples))
+        report.update(digits_scores(samples, chunk=EVAL_CHUNK))
     else:
         from ..metrics import mmd, sliced_wasserstein2, two_sample_floor, wasserstein2
 
@@ -278,10 +286,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
             shape = None if ref is None else tuple(ref.shape[1:])
             raise ValueError(f"reference data {data_name!r} has items of shape {shape}, the model's samples {tuple(samples.shape[1:])}")
         k = min(args.n, ref.shape[0] // 2)
-        report["wasserstein2"] = wasserstein2(samples[:k], ref[:k])
-        report["sliced_wasserstein2"] = sliced_wasserstein2(samples[:k], ref[:k])
-        report["mmd"] = mmd(samples[:k], ref[:k])
-        floor = two_sample_floor("wasserstein2", ref, n=k, n_boot=3, seed=args.seed)
-        report["wasserstein2_floor"] = floor.value
+
+        def metrics() -> dict[str, Any]:  # on the gathered samples, by rank 0 (exact transport does not split)
+            floor = two_sample_floor("wasserstein2", ref, n=k, n_boot=3, seed=args.seed)
+            return {"wasserstein2": wasserstein2(samples[:k], ref[:k]), "sliced_wasserstein2": sliced_wasserstein2(samples[:k], ref[:k]),
+                    "mmd": mmd(samples[:k], ref[:k]), "wasserstein2_floor": floor.value}
+
+        report.update(dist_utils.on_main(metrics, share=True))
+    if not dist_utils.is_main():  # under torchrun rank 0 reports
+        return 0
     emit(args, report, "\n".join(f"{k}: {v}" for k, v in report.items()))
     return 0
