@@ -108,3 +108,25 @@ def test_fsdp_option():
     with pytest.raises(TypeError, match="fsdp"):
         TrainConfig(fsdp="yes")
     assert not ShardPlan(8, 0, fsdp=True).fsdp  # one process: nothing to shard, a plain step
+
+
+def test_fsdp_units_are_the_blocks_of_the_shipped_networks():
+    # fully_shard refuses modules without a forward (a ModuleList): the U-Net's levels are lists of blocks, so its
+    # units must be those blocks: 8 for this U-Net (6 residual blocks, the downsampling convolution and the
+    # upsampling block), each with a forward, none inside another; the MLP's units are its 3 residual blocks.
+    from torch import nn
+
+    from sdeflow.nn import MLP, UNet
+    from sdeflow.training._sharded import shard_units
+
+    mlp = MLP((2,), 16, 3)
+    assert shard_units(mlp) == list(mlp.blocks)
+    unet = UNet(1, (8, 8), 8, (1, 2), 1)
+    units = shard_units(unet)
+    assert len(units) == 8 and not any(isinstance(u, (nn.ModuleList, nn.ModuleDict)) for u in units)
+    assert all(type(u).forward is not nn.Module.forward for u in units)
+    assert not any(a is not b and any(a is m for m in b.modules()) for a in units for b in units)
+    # Every parameter of a list lies in exactly one unit: the per-block policy covers the lists entirely.
+    listed = {id(p) for mod in unet.modules() if isinstance(mod, nn.ModuleList) for p in mod.parameters()}
+    in_units = [id(p) for u in units for p in u.parameters()]
+    assert len(in_units) == len(set(in_units)) and set(in_units) == listed

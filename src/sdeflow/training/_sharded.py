@@ -177,7 +177,8 @@ def _full(value: Any) -> Any:
 
 
 def _fully_shard(model: nn.Module) -> None:
-    """Shard ``model`` with FSDP2: each item of a ``ModuleList`` (outermost ones) as its own unit, then the rest.
+    """Shard ``model`` with FSDP2: each item of a ``ModuleList`` (the outermost ones; the items of an item that is
+    itself a list) as its own unit, then the rest.
 
     A unit's parameters are all-gathered only while it runs, so the peak is one block's full weights
     plus the shards, not the whole model (the usual per-block policy of transformers and U-Nets).
@@ -189,13 +190,22 @@ def _fully_shard(model: nn.Module) -> None:
     # The model returns a reshaped view; the trainer only concatenates it out of place (_RowsOf), the case
     # this warning of torch's is not about.
     warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view tensor", category=UserWarning)
-    units: list[nn.Module] = []
-    for module in model.modules():
-        if isinstance(module, nn.ModuleList):
-            units.extend(m for m in module if any(True for _ in m.parameters()) and not any(m is u or _inside(m, u) for u in units))
+    units = shard_units(model)
     for unit in units:
         fully_shard(unit)
     fully_shard(model)
+
+
+def shard_units(model: nn.Module) -> list[nn.Module]:
+    """The modules FSDP shards as units of their own (before the root): every item of a ``ModuleList`` that
+    holds parameters and is not inside an earlier unit; an item that is itself a list (a U-Net level: a
+    ``ModuleList`` of blocks, with no forward of its own) gives its items instead."""
+    units: list[nn.Module] = []
+    for module in model.modules():  # pre-order: outer lists before the lists inside them
+        if isinstance(module, nn.ModuleList):
+            units.extend(m for m in module if not isinstance(m, (nn.ModuleList, nn.ModuleDict))
+                         and any(True for _ in m.parameters()) and not any(_inside(m, u) for u in units))
+    return units
 
 
 def _inside(module: nn.Module, unit: nn.Module) -> bool:
