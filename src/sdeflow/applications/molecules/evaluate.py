@@ -5,6 +5,11 @@
 perfect generator scores with this many samples):
 
 * ``torsion_jsd``: mean over rotatable bonds of the JSD (bits) of 10-degree torsion histograms;
+* ``torsion_jsd_relaxed``: the same after the ``relax_iters`` MMFF steps of the relaxed energies (too few to
+  cross a torsion barrier: it moves each torsion to the bottom of the basin it is in), and
+  ``torsion_sectors``: per rotatable bond, the shares of the three staggered sectors ``[0, 120)``,
+  ``[120, 240)``, ``[240, 360)`` degrees (gauche+, anti, gauche- of an sp3-sp3 bond) as generated. Together
+  they separate the basins' weights from the spread of the torsions within a basin;
 * ``cov_r, mat_r, cov_p, mat_p``: COV/MAT of heavy-atom Kabsch RMSD minimized over the heavy-atom
   graph's automorphisms, at ``threshold`` angstrom;
 * ``energy_raw``, ``energy_relaxed``: MMFF94 energies (kcal/mol) relative to the lowest reference
@@ -23,6 +28,7 @@ import numpy as np
 
 from . import metrics as M
 from .data import ConformerSet
+from .diagnostics import staggered_sector
 
 __all__ = ["evaluate", "plot_torsions", "plot_energies", "RELAX_ITERS", "THRESHOLD"]
 
@@ -50,11 +56,14 @@ def _scores(coords: np.ndarray, reference: ConformerSet, mol, quads, perms, heav
     angles = M.torsion_angles(coords, quads)
     rmsd = M.rmsd_matrix(coords[:, heavy], reference.coords[:, heavy], perms, progress=progress)
     e_raw, _ = M.mmff_energies(mol, coords, 0)
-    e_rel, _ = M.mmff_energies(mol, coords, relax_iters)
+    e_rel, relaxed = M.mmff_energies(mol, coords, relax_iters)
+    sectors = staggered_sector(angles)
     e0 = float(reference.energies.min())
     return {
         "torsion_jsd": M.torsion_jsd(angles, ref_angles)["mean"] if quads else None,
         "torsion_jsd_per_bond": M.torsion_jsd(angles, ref_angles)["per_torsion"] if quads else [],
+        "torsion_jsd_relaxed": M.torsion_jsd(M.torsion_angles(relaxed, quads), ref_angles)["mean"] if quads else None,
+        "torsion_sectors": [[float(np.mean(sectors[:, j] == k)) for k in range(3)] for j in range(len(quads))],
         **M.coverage_matching(rmsd, threshold),
         "energy_raw": _energy_summary(e_raw, reference.energies, e0),
         "energy_relaxed": _energy_summary(e_rel, reference.energies, e0),
