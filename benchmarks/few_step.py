@@ -233,7 +233,7 @@ def _markdown(report: dict, figures: list[str], command: str) -> str:
         f"(improved CT: curriculum s0 = 10 to s1 = {a['ct_s1']} over the run, log-normal levels, pseudo-Huber, no EMA "
         "target; samples from the 0.999 EMA). 2-step sampling: the default ConsistencyGrid (Karras midpoint, "
         "sigma = 2.52) with the solver's default eta = 0 (the noise the model implies is re-used at the second level; "
-        "eta = 1, Song et al.'s fresh noise, measured the same within noise in the development run of docs/few-step.md).",
+        "eta = 1 is Song et al.'s fresh noise).",
         "",
         "Goals (issue 14): CD 1 step <= 1.2x the teacher's W2, CD 2 steps <= 1.05x, CT 2 steps <= 1.5x.",
         "",
@@ -292,7 +292,7 @@ def main(argv=None) -> int:
     parser.add_argument("--digits-steps", type=int, default=600, help="digits: training steps of CD and ECT (PD: a quarter per round)")
     parser.add_argument("--digits-n", type=int, default=1000, help="digits: samples per row")
     parser.add_argument("--render", action="store_true", help="only rewrite the report from the saved JSON files")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per student (default 3000; quick 300)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per student (default 6000; quick 300)")
     parser.add_argument("--n", type=int, default=None, help="samples per W2 (default 10000; quick 2000)")
     parser.add_argument("--seeds", type=int, default=None, help="W2 seeds (default 5; quick 2)")
     parser.add_argument("--n-data", type=int, default=50_000, help="training samples of the data (CT) and of the CD noising")
@@ -304,7 +304,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     q = args.quick
     args.problems = args.problems or (["ring2d"] if q else ["ring2d", "mixture16d"])
-    args.steps = args.steps or (300 if q else 3000)
+    args.steps = args.steps or (300 if q else 6000)
     args.n = args.n or (2000 if q else 10_000)
     args.seeds = args.seeds or (2 if q else 5)
     command = "python benchmarks/few_step.py " + " ".join(argv if argv is not None else sys.argv[1:])
