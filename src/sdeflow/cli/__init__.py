@@ -31,17 +31,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     A closed output pipe (``sdeflow solvers | head``) ends quietly with exit code 141 (as a process
     killed by SIGPIPE), Ctrl-C with one line and exit code 130, never a traceback.
     """
+    as_program = argv is None  # the console script or ``python -m sdeflow``: this process is ours
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
+    if as_program:
+        _watch_interrupts()
     try:
         return _main(argv, command)
-    except KeyboardInterrupt as err:
-        detail = f": {err}" if str(err) else ""
-        print(f"sdeflow{' ' + command if command else ''}: interrupted{detail}", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         _silence_stdout()
         return 141
+    except BaseException as err:
+        # Ctrl-C, or what it became: a KeyboardInterrupt raised inside an import can surface as an
+        # ImportError or a RecursionError of a half-imported module; the flag says which it was.
+        if isinstance(err, SystemExit) or not (isinstance(err, KeyboardInterrupt) or _INTERRUPTED):
+            raise
+        detail = f": {err}" if isinstance(err, KeyboardInterrupt) and str(err) else ""
+        print(f"sdeflow{' ' + command if command else ''}: interrupted{detail}", file=sys.stderr)
+        return 130
+    finally:
+        if as_program:
+            _ignore_interrupts()
+
+
+_INTERRUPTED = False
+
+
+def _on_interrupt(signum, frame) -> None:
+    global _INTERRUPTED
+    _INTERRUPTED = True
+    raise KeyboardInterrupt
+
+
+def _watch_interrupts() -> None:
+    """Ctrl-C raises KeyboardInterrupt as usual and also sets a flag (see :func:`main`)."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, _on_interrupt)
+    except ValueError:  # not the main thread: leave Python's handler
+        pass
+
+
+def _ignore_interrupts() -> None:
+    """The command has ended (its files are written): a Ctrl-C while the interpreter shuts down changes nothing."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:
+        pass
 
 
 def _silence_stdout() -> None:
