@@ -68,6 +68,11 @@ def test_distill_cd_writes_a_consistency_checkpoint_and_resumes_exactly(teacher,
     expected = transform_to_data(r.samples, config["data"].get("transform"))
     got = torch.as_tensor(np.load(tmp_path / "s" / "samples.npz")["samples"])
     assert torch.allclose(got.to(expected.dtype), expected, rtol=1e-5, atol=1e-6)
+    # Song et al.'s fresh noise through the solver option, still the consistency sampler (seeded per sample).
+    assert main(["sample", "--ckpt", str(tmp_path / "a"), "--nfe", "2", "--n", "8", "-o", "eta=1",
+                 "--out", str(tmp_path / "s1"), "--json"]) == 0
+    report = _json(capsys)
+    assert report["solver"] == "consistency" and report["solver_options"] == {"eta": 1} and report["nfe"] == 2
 
 
 def test_distill_pd_halves_the_steps_per_round(teacher, tmp_path, capsys):

@@ -105,8 +105,10 @@ class Consistency(Solver):
     and ``eps_hat = (y - x0_hat)/s0`` the noise the model implies. ``eta = 1`` is Song et al.'s
     algorithm (fresh noise) and needs ``seed=`` (or ``generator=``); ``eta = 0`` (the default) is
     deterministic: the implied noise is re-used, as DDIM does, so ``sample(f, process, x,
-    solver="consistency", nfe=2)`` needs no seed (on the ring of 8 Gaussians the two gave the same W2
-    within its sampling noise, BENCHMARKS-few-step.md). A grid of ``n`` steps costs ``n`` calls; the default grid is
+    solver="consistency", nfe=2)`` needs no seed. Only fresh noise puts the state exactly on the
+    marginal of its level when ``x0_hat`` is an exact data sample; with a trained (imperfect) consistency
+    function the two can differ a lot, in either direction depending on the number of steps, so compare
+    both on your model. A grid of ``n`` steps costs ``n`` calls; the default grid is
     :class:`ConsistencyGrid` (Karras levels). The model must be a consistency function
     (:class:`sdeflow.distill.ConsistencyFunction`): any other model raises a ``TypeError``.
     """
