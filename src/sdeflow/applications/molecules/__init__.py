@@ -8,7 +8,8 @@
 * metrics (:mod:`.metrics`): torsion-angle JSD, MMFF energies (raw and briefly relaxed), COV/MAT
   with Kabsch alignment over heavy-atom symmetries, bond-length error;
 * diagnostics (:mod:`.diagnostics`): does the denoiser pull a torsion back into its basin (a scan of
-  ``x0_hat`` over set dihedrals, and the ODE from noised held-out conformers)?
+  ``x0_hat`` over set dihedrals, and the ODE from noised held-out conformers), beside the exact denoiser of
+  the conformers made rotation- and reflection-invariant (:class:`ExactConformerDenoiser`)?
 * :func:`evaluate` compares samples with held-out conformers, beside the floor of a second held-out set;
 * files (:mod:`.io`): XYZ (no RDKit needed) and SDF.
 
@@ -17,7 +18,7 @@ This package imports torch and numpy only; RDKit is imported by the functions th
 """
 
 from .data import MOLECULES, ConformerSet, conformer_seeds, generate_conformers, parse_smiles, require_rdkit, resolve_molecule
-from .diagnostics import set_dihedral, torsion_basin_retention, torsion_restoring_scan
+from .diagnostics import ExactConformerDenoiser, set_dihedral, torsion_basin_retention, torsion_restoring_scan
 from .evaluate import evaluate, plot_energies, plot_torsions
 from .io import write_sdf, write_xyz
 from .model import ZeroCentroidDenoising, build_model, prior_noise, sample_conformers, train_conformer_model
@@ -30,6 +31,7 @@ __all__ = [
     "parse_smiles",
     "require_rdkit",
     "resolve_molecule",
+    "ExactConformerDenoiser",
     "set_dihedral",
     "torsion_basin_retention",
     "torsion_restoring_scan",

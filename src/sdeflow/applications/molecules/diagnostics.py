@@ -11,7 +11,7 @@ rotatable bond are. Two checks, both against what the exact denoiser of the data
   axis; about 4.3 A per radian for butane's C-C-C-C) that the noise would make with a probability
   of order ``exp(-move^2 / (2 s^2))``: for ``s`` well below the move, the exact posterior puts
   the conformer back into the nearest basin, and ``x0_hat``'s dihedral is the basin's angle
-  (60, 180 or -60 degrees for an sp3-sp3 bond). A denoiser that returns the input angle has learned
+  (butane: 180 or about +-65 degrees). A denoiser that returns the input angle has learned
   the torsion as a free coordinate.
 * :func:`torsion_basin_retention`: noise held-out conformers to a level ``s`` and integrate the
   probability-flow ODE back to ``s = 0`` from there (Heun on a Karras grid); report the median
@@ -19,6 +19,19 @@ rotatable bond are. Two checks, both against what the exact denoiser of the data
   started from. The exact model keeps the basin with probability near 1 until ``s`` reaches the
   scale of the fragment's move between basins, and its dihedral change is near 0 (the data's
   torsions are exact minima).
+
+Both checks also run on :class:`ExactConformerDenoiser`, the exact denoiser of a set of conformers made
+invariant under rotations (and reflections, as the O(3)-equivariant EGNN's target is): for templates
+``S_k`` (centred, ``(n, 3)``) and ``x = S_k R^T + s eps`` the posterior over ``R in SO(3)`` given ``k`` is
+the matrix Fisher distribution ``p(R) ~ exp(tr(F^T R))`` with ``F = x^T S_k / s^2`` (Khatri & Mardia
+1977). With the proper SVD ``F = U diag(d) V^T`` (``U, V`` rotations, ``d_1 >= d_2 >= |d_3|``) its
+normalizer is the 1-D integral (Wood 1993; Lee, Leok & McClamroch 2018, eq. 9)::
+
+    c(d) = 1/2 int_{-1}^{1} I0((d1 - d2)(1 - u)/2) I0((d1 + d2)(1 + u)/2) exp(d3 u) du
+
+and ``E[R] = U diag(d log c / d d_i) V^T``. So ``E[x0 | x] = sum_k w_k S_k E_k[R]^T`` with weights
+``w_k ~ c(d^k) exp(-|S_k|^2 / (2 s^2))``: exact up to the quadrature (48 Gauss-Legendre nodes after an
+exponential change of variable that follows the integrand's peak at ``u = 1``).
 
 Noise levels are in angstrom (the standard deviation of each coordinate's noise); the model sees
 ``s / length_unit``.
@@ -34,7 +47,14 @@ import torch
 from ..._utils import check_int
 from .metrics import dihedral
 
-__all__ = ["set_dihedral", "torsion_restoring_scan", "torsion_basin_retention", "staggered_sector"]
+__all__ = [
+    "set_dihedral",
+    "torsion_restoring_scan",
+    "torsion_basin_retention",
+    "staggered_sector",
+    "matrix_fisher_moments",
+    "ExactConformerDenoiser",
+]
 
 
 def _side(n_atoms: int, bonds: Sequence[Sequence[int]], b: int, c: int) -> list[int]:
@@ -102,12 +122,110 @@ def _x0_hat(model, x: torch.Tensor, noise_level: float) -> torch.Tensor:
     return x0
 
 
+def matrix_fisher_moments(d: Any, nodes: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """``(log c(d), E[diag Q])`` of the matrix Fisher density ``exp(sum_i d_i Q_ii)`` on SO(3) (Haar measure 1).
+
+    ``d (..., 3)`` are proper singular values, ``d_1 >= d_2 >= |d_3|`` (module docstring). Returns
+    ``(...)`` and ``(..., 3)``. The integrand over ``u`` is ``exp(d1 + (d2 + d3) u)`` times scaled Bessel
+    functions, so ``v = 1 - u`` is drawn through the inverse distribution function of ``exp(-(d2 + d3) v)``
+    on ``[0, 2]`` and the rest integrated by Gauss-Legendre (stable for any size of ``d``).
+    """
+    from scipy.special import i0e, i1e
+
+    d = np.asarray(d, dtype=np.float64)
+    if d.shape[-1:] != (3,):
+        raise ValueError(f"d must be (..., 3) singular values; got shape {d.shape}")
+    y, wy = np.polynomial.legendre.leggauss(int(nodes))
+    y, wy = (y + 1.0) / 2.0, wy / 2.0
+    d1, d2, d3 = d[..., 0:1], d[..., 1:2], d[..., 2:3]
+    rate = np.maximum(d2 + d3, 1e-12)
+    span = -np.expm1(-2.0 * rate)
+    v = -np.log1p(-y * span) / rate
+    u = 1.0 - v
+    a = np.maximum((d1 - d2) * v / 2.0, 0.0)
+    b = np.maximum((d1 + d2) * (2.0 - v) / 2.0, 0.0)
+    i0a, i0b, i1a, i1b = i0e(a), i0e(b), i1e(a), i1e(b)
+    # I0(a) I0(b) exp(d3 u) = i0e(a) i0e(b) exp(d1 + d2 + d3) exp(-(d2 + d3) v); dv = span / rate dy.
+    w = 0.5 * (span / rate) * wy
+    g = i0a * i0b
+    total = (g * w).sum(-1)
+    log_c = (d1 + d2 + d3)[..., 0] + np.log(total)
+    mean = np.stack(
+        [
+            ((i1a * i0b * (1.0 - u) / 2.0 + i0a * i1b * (1.0 + u) / 2.0) * w).sum(-1) / total,
+            ((-i1a * i0b * (1.0 - u) / 2.0 + i0a * i1b * (1.0 + u) / 2.0) * w).sum(-1) / total,
+            (g * u * w).sum(-1) / total,
+        ],
+        axis=-1,
+    )
+    return log_c, mean
+
+
+class ExactConformerDenoiser:
+    """The exact ``x0`` predictor of conformers ``templates`` made invariant under rotations (and reflections).
+
+    Args:
+        templates: ``(K, n, 3)`` conformers in angstrom (the data distribution: each with weight ``1 / K``).
+        length_unit: angstrom per model unit (a trained model's ``net.length_unit``), so the denoiser is
+            called like that model: ``model(x, t)`` with ``x (batch, n, 3)`` in model units under the ``edm``
+            process (``t`` is the noise level in model units); returns ``x0_hat`` in model units.
+        reflections: include the mirror images (the target of an O(3)-equivariant network; default).
+
+    ``prediction = "x0"`` and ``process`` make it a model of :func:`sdeflow.sample`. Cost: ``batch x K``
+    3x3 SVDs and quadratures per call.
+    """
+
+    prediction = "x0"
+
+    def __init__(self, templates: Any, length_unit: float = 1.0, *, reflections: bool = True) -> None:
+        from ...processes import get as get_process
+
+        t = np.asarray(templates, dtype=np.float64)
+        if t.ndim != 3 or t.shape[-1] != 3 or t.shape[0] < 1:
+            raise ValueError(f"templates must be (K, n_atoms, 3) conformers; got shape {t.shape}")
+        t = t - t.mean(axis=1, keepdims=True)
+        self.templates = np.concatenate([t, t * np.array([1.0, 1.0, -1.0])]) if reflections else t
+        self.length_unit = float(length_unit)
+        self.n_atoms = int(t.shape[1])
+        self.process = get_process("edm")
+
+    def denoise(self, x: Any, noise_level: float) -> np.ndarray:
+        """``E[x0 | x]`` for ``x (m, n, 3)`` in angstrom at noise level ``noise_level`` (angstrom)."""
+        x = np.asarray(x, dtype=np.float64)
+        x = x - x.mean(axis=1, keepdims=True)
+        s2 = float(noise_level) ** 2
+        f = np.einsum("mni,knj->mkij", x, self.templates) / s2  # F = x^T S_k / s^2
+        u, d, vt = np.linalg.svd(f)
+        sign = np.sign(np.linalg.det(u) * np.linalg.det(vt))
+        sign = np.where(sign == 0, 1.0, sign)
+        u[..., :, 2] *= sign[..., None]  # the proper SVD: U, V rotations, d_3 carries the sign
+        d[..., 2] *= sign
+        log_c, mean = matrix_fisher_moments(d)
+        log_w = log_c - (self.templates**2).sum(axis=(1, 2))[None] / (2.0 * s2)
+        w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        rot = np.einsum("mkij,mkj,mkjl->mkil", u, mean, vt)  # E[R] = U diag(E Q_ii) V^T
+        return np.einsum("mk,knj,mkij->mni", w, self.templates, rot)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64).reshape(-1)
+        if not bool((t == t[0]).all()):
+            raise ValueError("ExactConformerDenoiser takes one noise level per call (as sdeflow.sample's solvers give)")
+        if not float(t[0]) > 0:
+            return x
+        x0 = self.denoise(x.detach().to(torch.float64).numpy() * self.length_unit, float(t[0]) * self.length_unit)
+        return torch.as_tensor(x0 / self.length_unit, dtype=x.dtype)
+
+
 def _check_model(model):
     from ...nn.egnn import EGNN
     from ...training import DiffusionModel
 
+    if isinstance(model, ExactConformerDenoiser):
+        return model
     if not isinstance(model, DiffusionModel) or not isinstance(model.net, EGNN):
-        raise TypeError(f"model must be a DiffusionModel with an EGNN network (from train_conformer_model); got {type(model).__name__}")
+        raise TypeError(f"model must be a DiffusionModel with an EGNN network (from train_conformer_model) or an "
+                        f"ExactConformerDenoiser; got {type(model).__name__}")
     return model.net
 
 
