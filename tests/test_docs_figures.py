@@ -104,11 +104,7 @@ def unbacked(text: str) -> list[tuple[str, list[str]]]:
 
 # Pages another workstream is rewriting while this check lands, with what is missing (the check passes
 # on them as soon as that is fixed, and then this entry should go).
-PENDING = {
-    "docs/molecules.md": "issue 18: section 'Measured' names its commands only as 'the two above' (another "
-                         "section), and its development runs (Heun 32 steps, Euler-Maruyama 200, 600 steps, "
-                         "time scale 10) have none",
-}
+PENDING: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.xfail(reason=PENDING[str(p.relative_to(ROOT))]))
