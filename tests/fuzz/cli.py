@@ -523,20 +523,6 @@ FINANCE = [
 ]
 
 
-def _audio(draw) -> dict:
-    # Valid runs: a 2-step training of an 8-channel U-Net on 8 synthesized notes.
-    return {"_cmd": "audio", "_pos": ["train"], "--n-train": "8", "--steps": "2", "--batch-size": "4", "--channels": "8",
-            "--quiet": True, "--out": _fresh("audio")}
-
-
-AUDIO = [
-    *_ints("--steps"), *_ints("--n-train"), *_ints("--batch-size"), *_floats("--lr"), _name("--data"),
-    Mutation("--channels", "--channels below 8", lambda kw: "4", ("--channels",)),
-    Mutation("--ckpt", "--ckpt given to train", lambda kw: str(workspace() / "run"), ("--ckpt",)),
-    Mutation("_pos", "unknown action", lambda kw: ["fit"], ("action", "invalid choice")),
-    Mutation("--seed", "--seed negative", lambda kw: "-1"), *_out_folder(),
-]
-
 def _molecules(draw) -> dict:
     # Valid runs: a 2-step training on 8 butane or ethylene-glycol conformers (RDKit, cached in the workspace).
     return {"_cmd": "molecules", "_pos": ["train"], "--molecule": draw(st.sampled_from(("butane", "OCCO"))),
