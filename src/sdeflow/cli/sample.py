@@ -277,7 +277,8 @@ def register(sub) -> None:
     from .. import DEFAULT_SOLVER_NAME
 
     p = sub.add_parser("sample", help="sample an exact-score target or a trained checkpoint with any registered solver")
-    p.add_argument("--ckpt", default=None, help="a checkpoint folder written by `sdeflow train` (needs no other flag)")
+    p.add_argument("--ckpt", default=None, help="a checkpoint folder written by `sdeflow train` or `sdeflow distill` (needs no "
+                   "other flag; a consistency model's default solver is `consistency`)")
     p.add_argument("--label", type=int, default=None, help="with --ckpt: class label of a conditional model")
     p.add_argument("--guidance", type=float, default=None,
                    help="with --ckpt and --label: classifier-free guidance scale (default 1, no guidance)")
