@@ -118,6 +118,9 @@ def report(splits: list[str]) -> str:
             continue
         rows = json.loads(path.read_text())
         peers = peer_rows(split)
+        notes = sorted({r["rerun"] for r in rows if r.get("rerun")})
+        if notes:
+            out += [f"{split}: " + "; ".join(notes) + "; every other cell is from the full run of the split.", ""]
         for key in ("rms", "median"):
             out += [f"## {split}: {key.upper() if key == 'rms' else key} distance", ""] + table(rows, peers, key) + [""]
     return "\n".join(out)
@@ -129,6 +132,10 @@ def main(argv=None) -> int:
     parser.add_argument("--report", action="store_true", help="write BENCHMARKS-named.md from the saved rows")
     parser.add_argument("--quick", action="store_true", help="two tuning problems, budgets 5 and 10, no files written")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="LABEL",
+                        help="with --split: re-run only these solvers (their labels, e.g. 'dpm_solver order=3') and merge "
+                             "the rows into the split's stored rows")
+    parser.add_argument("--budgets", default=None, help="with --only: comma-separated budgets to re-run (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
@@ -139,10 +146,27 @@ def main(argv=None) -> int:
     if args.split:
         t0 = time.time()
         probs, budgets = problems(args.split, False)
-        rows = B.evaluate(probs, configs(), budgets)
+        chosen = configs()
+        path = RESULTS / f"named.{args.split}.json"
+        if args.only:
+            labels = {f"sdeflow {label}" for label in args.only}
+            unknown = labels - {c.label for c in chosen}
+            if unknown:
+                raise SystemExit(f"--only: unknown solver label(s) {sorted(unknown)}; known: {[label for label, *_ in PAIRS]}")
+            chosen = [c for c in chosen if c.label in labels]
+            if args.budgets:
+                budgets = tuple(int(b) for b in args.budgets.split(","))
+        rows = B.evaluate(probs, chosen, budgets)
         for r in rows:
             r["split"] = args.split
-        (RESULTS / f"named.{args.split}.json").write_text(json.dumps(rows, indent=0))
+        if args.only:  # merged: the re-run (solver, budget) cells replace the stored ones
+            note = (f"`{', '.join(args.only)}` at {', '.join(str(b) for b in budgets)} calls re-run after the full run "
+                    f"(`python benchmarks/named.py --split {args.split} --only ... --budgets ...`)")
+            for r in rows:
+                r["rerun"] = note
+            redone = {(r["config"], r["budget"]) for r in rows}
+            rows = [r for r in json.loads(path.read_text()) if (r["config"], r["budget"]) not in redone] + rows
+        path.write_text(json.dumps(rows, indent=0))
         print(f"{args.split}: {len(rows)} rows in {time.time() - t0:.0f} s")
     if args.report or not args.split:
         text = report(["public", "tuning", "validation"])

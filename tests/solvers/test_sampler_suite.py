@@ -256,7 +256,14 @@ def test_single_step_dpm_solver_spends_its_whole_budget(order):
     exact = 0.4 + 0.3 * (x - 0.4) / (0.3**2 + 80.0**2) ** 0.5  # the PF-ODE map of N(0.4, 0.3^2) from noise 80
     for nfe in range(2, 14):
         r = sdeflow.sample(target.model(p, "eps"), p, x, solver="dpm_solver", order=order, nfe=nfe)
-        assert r.nfe == nfe and len(r.ts) - 2 == -(-(nfe - 1) // order)
+        # steps before the denoising step: ceil((nfe - 1) / order), one more at order 3 when 3 divides
+        # nfe - 1 (DPM-Solver-fast's (3, ..., 3, 2, 1), Lu et al. 2022)
+        extra = order == 3 and (nfe - 1) % 3 == 0
+        assert r.nfe == nfe and len(r.ts) - 2 == -(-(nfe - 1) // order) + extra
+    assert get("dpm_solver", order=3).for_budget(10).layout == (3, 3, 2, 1)
+    assert get("dpm_solver", order=3).for_budget(4).layout == (2, 1)
+    assert get("dpm_solver", order=3).for_budget(9).layout == (3, 3, 2)
+    assert get("dpm_solver", order=2).for_budget(9).layout == (2, 2, 2, 2)
     r5 = sdeflow.sample(target.model(p, "eps"), p, x, solver="dpm_solver", order=3, nfe=5)
     assert float((r5.samples - exact).abs().max()) < 0.5
     fixed = sdeflow.sample(target.model(p, "eps"), p, x, solver="dpm_solver", order=order, steps=4)

@@ -49,10 +49,12 @@ class DPMSolver(ExponentialSingleStep):
     step ``x = x0_hat``). A step from ``alpha = 0`` is DDIM.
 
     **A budget of model calls** (``sample(..., nfe=N)``) is split as in DPM-Solver's "fast" order
-    schedule (Lu et al. 2022, Section 3.4): the ``N - 1`` calls before the denoising step go to
-    ``(N - 1) // k`` steps of order ``k`` and, if calls remain, one last step of the remaining order, so
-    no call is wasted and a small budget still takes several steps (at ``N = 5`` order 3 takes a
-    third-order and a first-order step, not one third-order step across the whole range). The layout
+    schedule (Lu et al. 2022, Section 3.4): the ``M = N - 1`` calls before the denoising step go to
+    ``M // k`` steps of order ``k`` and, if calls remain, one last step of the remaining order, except
+    that at order 3 a budget divisible by 3 ends with a second- and a first-order step,
+    ``(3, ..., 3, 2, 1)``, as in the paper. No call is wasted and a small budget still takes several
+    steps (at ``N = 5`` order 3 takes a third-order and a first-order step, not one third-order step
+    across the whole range). The layout
     is the ``layout`` field (orders of the steps before the denoising step), set by :meth:`for_budget`;
     with ``layout=None`` (``steps=`` given, or a grid of another length) every step has order ``k``.
     """
@@ -84,7 +86,11 @@ class DPMSolver(ExponentialSingleStep):
         rest = nfe - 1
         if rest < 1:
             return self
-        layout = (self.order,) * (rest // self.order) + ((rest % self.order,) if rest % self.order else ())
+        q, r = divmod(rest, self.order)
+        if self.order == 3 and r == 0:
+            layout = (3,) * (q - 1) + (2, 1)  # DPM-Solver-fast: M = 3q calls end with orders 2 and 1
+        else:
+            layout = (self.order,) * q + ((r,) if r else ())
         return replace(self, layout=layout)
 
     def _orders(self, steps: int) -> tuple[int, ...] | None:
