@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 import sdeflow
-from sdeflow.adapters import from_diffusers, from_k_diffusion, grid_from_timesteps, load_k_diffusion_sampling, to_k_diffusion
+from sdeflow.adapters import from_diffusers, from_k_diffusion, grid_from_timesteps, load_k_diffusion_sampling, noise_grid_from_timesteps, to_k_diffusion
 
 STEPS = 10
 
@@ -103,8 +103,7 @@ def diffusers_rows() -> list[tuple[str, float]]:
         ref = loop(scheduler, y.clone())
         model, process = from_diffusers(unet, scheduler)
         edm_model, edm = from_k_diffusion(to_k_diffusion(model, process))
-        times = process.time_from_index(torch.unique_consecutive(scheduler.timesteps.double()))
-        grid = torch.cat([process.noise_level(times), torch.zeros(1, dtype=torch.float64)])
+        grid = noise_grid_from_timesteps(process, scheduler.timesteps)
         with torch.no_grad():
             out = sdeflow.sample(edm_model, edm, y, solver=solver, grid=grid).samples
         return row, relative(out, ref)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import sdeflow
-from sdeflow.adapters import DiffusersScheduler, from_diffusers, from_k_diffusion, grid_from_timesteps, to_k_diffusion
+from sdeflow.adapters import DiffusersScheduler, from_diffusers, from_k_diffusion, grid_from_timesteps, noise_grid_from_timesteps, to_k_diffusion
 from sdeflow.processes import DiscreteVP
 
 import diffusers  # the dev extra installs it: a missing peer is an error, never a skip
@@ -129,8 +129,7 @@ def test_k_style_schedulers_equal_sdeflow_on_the_edm_view(cls, solver, spacing):
     ref = diffusers_loop(scheduler, y.clone())
     model, process = from_diffusers(UNET, scheduler)
     edm_model, edm = from_k_diffusion(to_k_diffusion(model, process))
-    times = process.time_from_index(torch.unique_consecutive(scheduler.timesteps.double()))
-    grid = torch.cat([process.noise_level(times), torch.zeros(1, dtype=torch.float64)])
+    grid = noise_grid_from_timesteps(process, scheduler.timesteps)
     with torch.no_grad():
         out = sdeflow.sample(edm_model, edm, y, solver=solver, grid=grid).samples
     assert float((out - ref).abs().max()) <= 1e-6 * float(ref.abs().max())

@@ -10,7 +10,7 @@ No peer is imported by the library itself: diffusers is imported only where a di
 handed over (docs/adapters.md, docs/peers.md).
 """
 
-from .diffusers import DiffusersModel, from_diffusers, grid_from_timesteps
+from .diffusers import DiffusersModel, from_diffusers, grid_from_timesteps, noise_grid_from_timesteps
 from .k_diffusion import KDiffusionDenoiser, KDiffusionModel, from_k_diffusion, load_k_diffusion_sampling, to_k_diffusion
 from .scheduler import DiffusersScheduler, SchedulerOutput
 
@@ -22,6 +22,7 @@ __all__ = [
     "SchedulerOutput",
     "from_diffusers",
     "grid_from_timesteps",
+    "noise_grid_from_timesteps",
     "from_k_diffusion",
     "load_k_diffusion_sampling",
     "to_k_diffusion",

@@ -18,7 +18,7 @@ import torch
 
 from ..processes.vp import DiscreteVP
 
-__all__ = ["DiffusersModel", "from_diffusers", "grid_from_timesteps", "process_from_scheduler", "network_time",
+__all__ = ["DiffusersModel", "from_diffusers", "grid_from_timesteps", "noise_grid_from_timesteps", "process_from_scheduler", "network_time",
            "time_input_from_config", "PREDICTION_TYPES", "TIME_INPUTS"]
 
 TIME_INPUTS = ("index", "log_sigma")
@@ -200,3 +200,13 @@ def from_diffusers(model_or_pipeline: Any, scheduler: Any = None, **conditioning
 def grid_from_timesteps(process: DiscreteVP, timesteps: Sequence[int] | torch.Tensor) -> torch.Tensor:
     """The sdeflow grid of a diffusers schedule that ends at the data: ``[time_from_index(timesteps), 0]``."""
     return torch.cat([process.time_from_index(timesteps).reshape(-1).cpu(), torch.zeros(1, dtype=torch.float64)])
+
+
+def noise_grid_from_timesteps(process: DiscreteVP, timesteps: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """The EDM-view grid of a diffusers schedule: the noise levels ``sigma/alpha`` of its timesteps, then 0.
+
+    For diffusers' Euler, Heun and LMS schedulers, which run k-diffusion's samplers on ``y = x/alpha``;
+    a timestep listed twice in a row (Heun's second stage) is one grid point.
+    """
+    steps = torch.unique_consecutive(torch.as_tensor(timesteps).double().reshape(-1))
+    return torch.cat([process.noise_level(process.time_from_index(steps)).reshape(-1).cpu(), torch.zeros(1, dtype=torch.float64)])
