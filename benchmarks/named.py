@@ -155,7 +155,10 @@ def main(argv=None) -> int:
                 raise SystemExit(f"--only: unknown solver label(s) {sorted(unknown)}; known: {[label for label, *_ in PAIRS]}")
             chosen = [c for c in chosen if c.label in labels]
             if args.budgets:
-                budgets = tuple(int(b) for b in args.budgets.split(","))
+                try:
+                    budgets = tuple(int(b) for b in args.budgets.split(","))
+                except ValueError:
+                    raise SystemExit(f"--budgets must be comma-separated integers such as 5,10; got {args.budgets!r}") from None
         rows = B.evaluate(probs, chosen, budgets)
         for r in rows:
             r["split"] = args.split
