@@ -13,8 +13,9 @@ Parts (``--parts``, default all):
   exact W2 (POT) of 1-RF, 2-RF and the distilled model at ONE model call (one Euler step) and of 1-RF
   with heun (40 calls). Goal (issue 13): 2-RF at one call W2 <= 0.42, straightness 5x lower, < 15 min.
 * ``table``: Tong et al. 2024 ([SF]2M, Table 2) 2-D protocol on N -> 8 gaussians, N -> moons and
-  moons -> 8 gaussians: OT-CFM, SB-CFM (ODE and SDE), DSBM-IMF and rectified flow rows, each with the
-  model calls used; exact W2 between generated and fresh target points, mean +- std over seeds.
+  moons -> 8 gaussians: OT-CFM, SB-CFM (ODE and SDE), DSBM-IMF, rectified flow (1-RF, 2-RF, distilled) and
+  stochastic-interpolant (ODE and SDE) rows, each with the model calls used; exact W2 between generated and fresh
+  target points, mean +- std over seeds.
 * ``dsbm``: DSBM's Gaussian benchmark (Shi et al. 2023): pi_0 = N(-0.1 1, I), pi_1 = N(0.1 1, I),
   sigma = 1, 20 Euler-Maruyama steps; mean and variance of X_0 and the diagonal of Cov(X_0, X_1)
   against the closed form (sdeflow.targets.GaussianBridge), and the KL of the learned forward
@@ -139,7 +140,8 @@ def run_table_part(args, path: Path) -> None:
     from sdeflow.nn import MLP
     from sdeflow.processes import Linear
     from sdeflow.training import DiffusionModel, TrainConfig, Trainer
-    from sdeflow.transport import PairedFlowMatching, ReflowConfig, pack_pairs, run_reflow
+    from sdeflow.transport import (PairedFlowMatching, ReflowConfig, StochasticInterpolant, interpolant_sample, pack_pairs,
+                                   run_reflow)
     from sdeflow.transport.bridges import BridgeConfig, run_dsbm, simulate_bridge, train_sbcfm
 
     b = args.budget
@@ -167,6 +169,17 @@ def run_table_part(args, path: Path) -> None:
                         config=ReflowConfig(rounds=2, distill=True, steps=b["table"], reflow_steps=b["table"],
                                             distill_steps=b["table"] // 2, n_pairs=b["pairs"], progress=False))
         models["reflow"] = ("rf", rf, process_cpu(t0))
+        # Stochastic interpolant (Albergo et al. 2023): linear path with gamma = sqrt(t (1 - t)), one velocity and one
+        # denoiser network on independent pairs; the ODE is sampled like the other flows, the SDE with eps = 0.5.
+        t0 = time.process_time()
+        si_source = source if src_name != "noise" else _source_draw("noise", 100_000, 778)
+        si = {}
+        for field, prediction in (("velocity", "velocity"), ("denoiser", "eps")):
+            objective = StochasticInterpolant(interpolant="linear", gamma="sqrt", field=field, source="pairs")
+            si_model = DiffusionModel(MLP((2,), 256, 3, seed=0), Linear(), prediction)
+            cfg = TrainConfig(steps=b["table"], batch_size=256, progress=False, label_dropout=0.0, ckpt_every=0)
+            si[field] = Trainer(si_model, objective, pack_pairs(target, si_source), config=cfg).fit().ema_model.eval()
+        models["SI"] = ("si", si, process_cpu(t0))
         for seed in range(args.seeds):
             x1 = _source_draw(src_name, args.n, 2000 + seed)
             rows = []
@@ -178,6 +191,11 @@ def run_table_part(args, path: Path) -> None:
                     rows.append(("SB-CFM SDE (Euler-Maruyama)", simulate_bridge(obj.sde("backward"), x1, steps=100, seed=seed), 200, cpu))
                 elif kind == "dsbm":
                     rows.append(("DSBM-IMF SDE (Euler-Maruyama)", simulate_bridge(obj.sde("backward"), x1, steps=100, seed=seed), 100, cpu))
+                elif kind == "si":
+                    rows.append(("SI ODE (heun)", _ode(obj["velocity"], x1, "heun", 20), 40, cpu))
+                    sched = StochasticInterpolant(interpolant="linear", gamma="sqrt").schedule
+                    rows.append(("SI SDE eps=0.5 (Euler-Maruyama)", interpolant_sample(
+                        obj["velocity"], x1, sched, denoiser=obj["denoiser"], eps=0.5, steps=100, seed=seed), 200, cpu))
                 else:
                     rows.append(("1-RF (heun)", _ode(obj.models["rf1"], x1, "heun", 20), 40, cpu))
                     rows.append(("2-RF (one step)", _ode(obj.models["rf2"], x1, "euler", 1), 1, cpu))

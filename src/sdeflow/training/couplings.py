@@ -138,8 +138,9 @@ class SchrodingerCoupling(Coupling):
 def _entropic_pairs(cost: np.ndarray, reg: float, generator: torch.Generator, device, failure: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Pairs drawn from the entropic plan (uniform marginals, log-domain Sinkhorn) of ``cost (n, n)`` at ``reg``."""
     n = cost.shape[0]
-    w = np.full(n, 1.0 / n)
-    plan = _ot().sinkhorn(w, w, cost, reg, method="sinkhorn_log", numItermax=10_000)
+    # POT's torch backend: its log-sum-exp is several times faster than the numpy backend's (same iterations, same plan).
+    w = torch.full((n,), 1.0 / n, dtype=torch.float64)
+    plan = _ot().sinkhorn(w, w, torch.from_numpy(cost), reg, method="sinkhorn_log", numItermax=10_000).numpy()
     if not np.isfinite(plan).all() or plan.sum() <= 0:
         raise FloatingPointError(failure)
     return _sample_plan(plan, n, generator, device)
