@@ -35,6 +35,7 @@ ODE with every deterministic solver. The ODE's likelihood is the instantaneous c
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -195,6 +196,10 @@ def _call(model: Callable, x: torch.Tensor, t: float) -> torch.Tensor:
     return out.to(x.dtype)
 
 
+RATIO_WARNING = 1e3
+""":class:`InterpolantSDE` warns when ``eps(t) / gamma(t)`` exceeds this at ``t_clip`` or ``1 - t_clip`` with a denoiser."""
+
+
 class InterpolantSDE(SDE):
     """The generative SDE of a stochastic interpolant in the simulation time ``tau`` in ``[0, 1]``.
 
@@ -214,6 +219,12 @@ class InterpolantSDE(SDE):
         eps: the diffusion coefficient, a number or a function ``t -> eps(t) >= 0``, chosen freely after training.
         t_clip: the fields are evaluated at ``t`` clipped to ``[t_clip, 1 - t_clip]`` where ``eps(t) > 0``,
             since ``s = -eta / gamma`` divides by ``gamma(t) -> 0`` at the ends.
+
+    Choosing ``eps``: any ``eps(t) >= 0`` keeps the interpolant's marginals with exact fields, but a learned
+    denoiser's error reaches the drift multiplied by ``eps(t) / gamma(t)``. With ``gamma = sqrt(t (1 - t))`` a
+    constant ``eps`` is safe (``gamma(t_clip) ~ 0.03``); with ``gamma = sin^2(pi t)`` (``~ 1e-5`` at ``t_clip``) it
+    is not, and ``eps(t) = c gamma(t)`` is the choice (``eps=lambda t: c * schedule.coefficients(t).gamma``). A
+    :class:`RuntimeWarning` is raised when the ratio exceeds ``RATIO_WARNING`` at the clipped ends.
 
     Models are called as ``model(x, t)`` with ``t`` of shape ``(batch,)``.
     """
@@ -238,6 +249,14 @@ class InterpolantSDE(SDE):
             raise ValueError(f"t_clip must lie in (0, 0.5); got {t_clip}")
         if denoiser is not None and not schedule.stochastic:
             raise ValueError("a denoiser gives the score only where gamma > 0; this schedule has gamma = 0 (give score=)")
+        if denoiser is not None:
+            # s = -eta / gamma: near an end where gamma -> 0 a learned denoiser's error is multiplied by eps / gamma.
+            ratio, at = max((self._eps(t) / float(schedule.coefficients(t).gamma), t) for t in (self.t_clip, 1.0 - self.t_clip))
+            if ratio > RATIO_WARNING:
+                warnings.warn(
+                    f"eps(t) / gamma(t) reaches {ratio:.3g} at t = {at:g} ({schedule!r}): the score -eta / gamma multiplies a "
+                    f"learned denoiser's error by that factor, and the SDE can diverge; give an eps(t) that vanishes with "
+                    f"gamma, e.g. eps=lambda t: c * schedule.coefficients(t).gamma", RuntimeWarning, stacklevel=3)
 
     def _t(self, tau) -> float:
         tau = float(tau)
