@@ -434,9 +434,11 @@ def write_report(path: Path, report: Path, command: str) -> None:
             lines.append(f"| {p} | {m} | {nfe} | {_ms(v)} | {len(v)} | {n} | {steps} | {pub} |")
         lines.append("")
     ds = {}
-    for r in records:  # the newest record of each (d, drift, integrator) wins
+    for r in records:  # the newest record of each (d, drift, integrator, fit steps x iterations) wins
         if r["part"] == "dsbm":
-            ds[(r["d"], r.get("drift", "learned"), r.get("integrator", "euler_maruyama"))] = r
+            drift = r.get("drift", "learned")
+            budget = f"{r['config']['steps']} x {r['config']['iterations']}" if drift == "learned" and "config" in r else ""
+            ds[(r["d"], drift, r.get("integrator", "euler_maruyama"), budget)] = r
     floors = {r["d"]: r for r in records if r["part"] == "dsbm-kl-floor"}
     if ds:
         lines += ["### DSBM's Gaussian bridge benchmark (Shi et al. 2023)", "",
@@ -446,25 +448,26 @@ def write_report(path: Path, report: Path, command: str) -> None:
                   "the closed form's own drift (`exact drift`), each with the protocol's 20 Euler-Maruyama steps and with "
                   "SRA1 (weak order 2) at 20 steps; `i.i.d. exact draws` is the KL estimator's own floor at this sample "
                   "size (Gaussian fits of 10,000 exact draws, about d (d + 3) / (4 n)).", "",
-                  "| d | drift | integrator (20 steps) | mean X0 | var X0 | Cov diag | KL t=0.25 | KL t=0.5 | KL t=0.75 | train CPU s | train wall s |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| d | drift | fit steps x IMF iterations | integrator (20 steps) | mean X0 | var X0 | Cov diag | KL t=0.25 | KL t=0.5 | KL t=0.75 | train CPU s | train wall s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for d in sorted({key[0] for key in ds}):
-            for key in sorted((key for key in ds if key[0] == d), key=lambda key: (key[1] != "learned", key[2] != "euler_maruyama")):
+            order = lambda key: (key[1] != "learned", key[3], key[2] != "euler_maruyama")  # noqa: E731
+            for key in sorted((key for key in ds if key[0] == d), key=order):
                 r, k = ds[key], ds[key]["kl"]
-                lines.append(f"| {d} | {key[1]} | {key[2]} | {r['mean_x0']:.4f} | {r['var_x0']:.4f} | {r['cov_diag']:.4f} | "
+                lines.append(f"| {d} | {key[1]} | {key[3]} | {key[2]} | {r['mean_x0']:.4f} | {r['var_x0']:.4f} | {r['cov_diag']:.4f} | "
                              f"{k['0.25']:.3g} | {k['0.5']:.3g} | {k['0.75']:.3g} | {r.get('train_cpu_seconds', '')} | "
                              f"{r.get('train_wall_seconds', '')} |")
             if d in floors:
                 k = floors[d]["kl"]
-                lines.append(f"| {d} | i.i.d. exact draws | | | | | {k['0.25']:.3g} | {k['0.5']:.3g} | {k['0.75']:.3g} | | |")
+                lines.append(f"| {d} | i.i.d. exact draws | | | | | | {k['0.25']:.3g} | {k['0.5']:.3g} | {k['0.75']:.3g} | | |")
         lines.append("")
         exact_cov = (5**0.5 - 1) / 2
-        for (d, drift, method), r in sorted(ds.items()):
+        for (d, drift, method, budget), r in sorted(ds.items()):
             if drift != "learned":
                 continue
             errs = {"mean": abs(r["mean_x0"] + 0.1), "variance": abs(r["var_x0"] - 1.0), "Cov diagonal": abs(r["cov_diag"] - exact_cov)}
             bad = [f"{name} off by {e:.4f}" for name, e in errs.items() if e > 0.01]
-            lines.append(f"- d = {d}, learned bridge, {method}: " + ("mean, variance and Cov diagonal all within 0.01 of the closed form"
+            lines.append(f"- d = {d}, learned bridge ({budget}), {method}: " + ("mean, variance and Cov diagonal all within 0.01 of the closed form"
                                                                      if not bad else "NOT within 0.01: " + ", ".join(bad)))
         lines.append("")
     si = [r for r in records if r["part"] == "interpolant"]
@@ -511,7 +514,7 @@ def write_report(path: Path, report: Path, command: str) -> None:
 BUDGETS = {
     "quick": {"rf": 1500, "pairs": 10_000, "table": 1000, "dsbm": 300, "dsbm_iterations": 2, "dsbm_width": 128,
               "si": 1000, "si_steps": 50, "si_ll": 100},
-    "full": {"rf": 3000, "pairs": 20_000, "table": 3000, "dsbm": 1000, "dsbm_iterations": 3, "dsbm_width": 256,
+    "full": {"rf": 3000, "pairs": 20_000, "table": 3000, "dsbm": 2000, "dsbm_iterations": 3, "dsbm_width": 256,
              "si": 4000, "si_steps": 100, "si_ll": 300},
 }
 
@@ -523,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
                    default=["reflow", "table", "dsbm", "interpolant"])
     p.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), default=None)
     p.add_argument("--dims", nargs="+", type=int, default=None, help="DSBM benchmark dimensions (default 5 20 50; quick: 5)")
+    p.add_argument("--dsbm-steps", type=int, default=None, help="optimizer steps of each DSBM fit (default: the budget's, 2000; quick 300)")
+    p.add_argument("--dsbm-iterations", type=int, default=None, help="DSBM's IMF iterations (default: the budget's, 3; quick 2)")
     p.add_argument("--seeds", type=int, default=None)
     p.add_argument("--n", type=int, default=None, help="evaluation points (exact W2 is cubic in it)")
     p.add_argument("--n-goal", type=int, default=10_000, help="evaluation points of the goal's row (2-RF at one call)")
@@ -537,7 +542,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="the process CPU seconds of that run, when its report.json has no cpu_seconds (measured outside, e.g. by ps)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    args.budget = BUDGETS["quick" if args.quick else "full"]
+    args.budget = dict(BUDGETS["quick" if args.quick else "full"])
+    for key, flag, value in (("dsbm", "--dsbm-steps", args.dsbm_steps), ("dsbm_iterations", "--dsbm-iterations", args.dsbm_iterations)):
+        if value is not None:
+            if value < 1:
+                p.error(f"{flag} must be >= 1; got {value}")
+            args.budget[key] = value
     args.seeds = args.seeds or (2 if args.quick else 5)
     args.n = args.n or (2000 if args.quick else 10_000)
     args.problems = args.problems or (["N->8gaussians"] if args.quick else sorted(PROBLEMS))
