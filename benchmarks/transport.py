@@ -182,6 +182,7 @@ def run_table_part(args, path: Path) -> None:
             si[field] = Trainer(si_model, objective, pack_pairs(target, si_source), config=cfg).fit().ema_model.eval()
         models["SI"] = ("si", si, process_cpu(t0))
         for seed in range(args.seeds):
+            _append(path, _table_floor(problem, seed, args.n))
             x1 = _source_draw(src_name, args.n, 2000 + seed)
             rows = []
             for name, (kind, obj, cpu) in models.items():
@@ -206,6 +207,13 @@ def run_table_part(args, path: Path) -> None:
                                "train_steps": b["table"], "train_cpu_seconds": round(cpu, 1), "w2": _w2(x, tgt_name, seed, args.n)})
                 if seed == 0:
                     _scatter(x, f"transport_{problem.replace('->', '_to_')}_{name.split(' ')[0]}.png", f"{problem}: {name}")
+
+
+def _table_floor(problem: str, seed: int, n: int) -> dict:
+    """The table's two-sample floor: exact W2 between a fresh draw of the target and the rows' reference draw."""
+    target = PROBLEMS[problem][1]
+    return {"part": "table", "problem": problem, "method": "two-sample floor", "nfe": 0, "seed": seed, "n": n, "train_steps": "",
+            "train_cpu_seconds": 0.0, "w2": _w2(_side(target, n, 70_000 + seed), target, seed, n)}
 
 
 def process_cpu(t0: float) -> float:
@@ -393,9 +401,10 @@ def _ms(values: list[float]) -> str:
 def write_report(path: Path, report: Path, command: str) -> None:
     records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     lines = ["## Transport: reflow, Schrodinger bridges (sdeflow.transport)", "",
-             f"Commands: {command} (results: `{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`). Machine: 2 CPU cores shared with up to 8 other "
-             "engineers' jobs (load average 12-29 during these runs); one torch thread. Wall seconds on this loaded machine "
-             "are several times the process CPU seconds, which are what a dedicated core would take.", ""]
+             f"Commands: {command} (results: `{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}`). Machine: 2 CPU cores shared with other "
+             "work (the records keep the 1-minute load average when they were written); one torch thread per process. Wall "
+             "seconds on a loaded machine are several times the process CPU seconds, which are what a dedicated core would "
+             "take.", ""]
     runs = [r for r in records if r["part"] == "reflow"]
     if runs:
         run = runs[-1]
@@ -429,7 +438,10 @@ def write_report(path: Path, report: Path, command: str) -> None:
                   "for the distillation).", "",
                   "| problem | method | model calls | exact W2 | seeds | points | training steps | published |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for (p, m, nfe, n, steps), v in table.items():
+        order = list(PROBLEMS)
+        ranked = sorted(table.items(), key=lambda kv: (order.index(kv[0][0]) if kv[0][0] in order else len(order),
+                                                       kv[0][1] != "two-sample floor"))
+        for (p, m, nfe, n, steps), v in ranked:
             pub = PUBLISHED.get((p, m.split(" (")[0].split(" ODE")[0].split(" SDE")[0]), "")
             lines.append(f"| {p} | {m} | {nfe} | {_ms(v)} | {len(v)} | {n} | {steps} | {pub} |")
         lines.append("")
