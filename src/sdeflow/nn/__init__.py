@@ -16,12 +16,14 @@ from .egnn import EGNN
 from .embeddings import EMBEDDINGS, FourierFeatures, LabelEmbedding, SinusoidalEmbedding, TimeEmbedding, seeded_init
 from .masked import MaskedNet
 from .mlp import MLP
+from .torsion import TorsionNet
 from .unet import UNet
 
 __all__ = [
     "EGNN",
     "MaskedNet",
     "MLP",
+    "TorsionNet",
     "UNet",
     "SinusoidalEmbedding",
     "FourierFeatures",
@@ -33,12 +35,12 @@ __all__ = [
     "seeded_init",
 ]
 
-NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "unet": UNet, "egnn": EGNN, "masked": MaskedNet}
+NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "unet": UNet, "egnn": EGNN, "masked": MaskedNet, "torsion": TorsionNet}
 """Network classes by name (their ``kind``)."""
 
 
 def build(kind: str, config: dict[str, Any]) -> nn.Module:
-    """Rebuild a network from its ``kind`` (``mlp``, ``unet``, ``egnn``) and ``config()`` dict."""
+    """Rebuild a network from its ``kind`` (``mlp``, ``unet``, ``egnn``, ``masked``, ``torsion``) and ``config()`` dict."""
     if kind not in NETWORKS:
         raise ValueError(f"unknown network kind {kind!r}; expected one of {sorted(NETWORKS)}")
     try:

@@ -1,10 +1,13 @@
-"""Molecules: 3-D conformers of small flexible molecules with an E(3)-equivariant diffusion model.
+"""Molecules: 3-D conformers of small flexible molecules with diffusion models.
 
 * data (:mod:`.data`): shipped SMILES, RDKit ETKDG embedding + MMFF94 minimization, all hydrogens,
   a seeded cache (RDKit is the optional extra ``sdeflow[molecules]``);
 * model (:mod:`.model`): an :class:`~sdeflow.nn.EGNN` ``eps``-denoiser on coordinates with zero
   centroid (the diffusion runs on the ``(n - 1) * 3``-dimensional subspace), trained with
   :class:`~sdeflow.training.Trainer` and sampled with :func:`sdeflow.sample`;
+* torsional diffusion (:mod:`.torsional`, Jing et al. 2022): the VE process on the torsion angles of the
+  rotatable bonds with a periodic :class:`~sdeflow.nn.TorsionNet`, read modulo ``2 pi`` and set on local
+  structures of the data (``train_conformer_model(..., model="torsional")``);
 * metrics (:mod:`.metrics`): torsion-angle JSD, MMFF energies (raw and briefly relaxed), COV/MAT
   with Kabsch alignment over heavy-atom symmetries, bond-length error;
 * diagnostics (:mod:`.diagnostics`): does the denoiser pull a torsion back into its basin (a scan of
@@ -21,7 +24,16 @@ from .data import MOLECULES, ConformerSet, conformer_seeds, generate_conformers,
 from .diagnostics import ExactConformerDenoiser, set_dihedral, torsion_basin_retention, torsion_restoring_scan
 from .evaluate import evaluate, plot_energies, plot_torsions
 from .io import write_sdf, write_xyz
-from .model import ZeroCentroidDenoising, build_model, prior_noise, sample_conformers, train_conformer_model
+from .model import MODELS, ZeroCentroidDenoising, build_model, prior_noise, sample_conformers, train_conformer_model
+from .torsional import (
+    build_torsional_model,
+    sample_torsions,
+    set_torsions,
+    torsions_to_conformers,
+    train_torsional_model,
+    wrapped_normal_score,
+    wrapped_uniformity,
+)
 
 __all__ = [
     "MOLECULES",
@@ -40,9 +52,17 @@ __all__ = [
     "plot_torsions",
     "write_sdf",
     "write_xyz",
+    "MODELS",
     "ZeroCentroidDenoising",
     "build_model",
     "prior_noise",
     "sample_conformers",
     "train_conformer_model",
+    "build_torsional_model",
+    "sample_torsions",
+    "set_torsions",
+    "torsions_to_conformers",
+    "train_torsional_model",
+    "wrapped_normal_score",
+    "wrapped_uniformity",
 ]

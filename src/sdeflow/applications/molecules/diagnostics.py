@@ -57,50 +57,21 @@ __all__ = [
 ]
 
 
-def _side(n_atoms: int, bonds: Sequence[Sequence[int]], b: int, c: int) -> list[int]:
-    """Atoms reachable from ``c`` without crossing the bond ``b-c`` (``c`` included)."""
-    adjacency: list[list[int]] = [[] for _ in range(n_atoms)]
-    for i, j, *_ in bonds:
-        adjacency[int(i)].append(int(j))
-        adjacency[int(j)].append(int(i))
-    if c not in adjacency[b]:
-        raise ValueError(f"quad: atoms {b} and {c} are not bonded; the torsion's middle atoms must share a bond")
-    seen, frontier = {c}, [c]
-    while frontier:
-        nxt = []
-        for a in frontier:
-            for k in adjacency[a]:
-                if (a, k) in ((c, b), (b, c)) or k in seen:
-                    continue
-                seen.add(k)
-                nxt.append(k)
-        frontier = nxt
-    if b in seen:
-        raise ValueError(f"quad: the bond {b}-{c} lies in a ring; its torsion cannot be set by rotating one side")
-    return sorted(seen)
-
-
 def set_dihedral(coords: Any, quad: Sequence[int], bonds: Sequence[Sequence[int]], phi: float) -> np.ndarray:
     """``coords (n, 3)`` with the dihedral ``quad = (a, b, c, d)`` set to ``phi`` degrees.
 
     The atoms on ``c``'s side of the bond ``b-c`` rotate rigidly about the axis ``b -> c`` (Rodrigues'
-    formula); bond lengths, bond angles and every other dihedral that does not cross ``b-c`` are unchanged.
+    formula; :func:`~.torsional.set_torsions` for one conformer and one torsion); bond lengths, bond angles
+    and every other dihedral that does not cross ``b-c`` are unchanged.
     """
+    from .torsional import set_torsions
+
     x = np.asarray(coords, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != 3:
         raise ValueError(f"coords must be one conformer of shape (n_atoms, 3); got {x.shape}")
     if len(quad) != 4:
         raise ValueError(f"quad must be 4 atom indices (a, b, c, d); got {quad!r}")
-    a, b, c, d = (int(v) for v in quad)
-    side = _side(x.shape[0], bonds, b, c)
-    delta = np.radians(phi - float(dihedral(x[None], (a, b, c, d))[0]))
-    k = (x[c] - x[b]) / np.linalg.norm(x[c] - x[b])
-    v = x[side] - x[b]
-    # The dihedral a-b-c-d grows by delta when d turns by +delta about b -> c (right-handed, IUPAC sign).
-    rotated = v * np.cos(delta) + np.cross(k, v) * np.sin(delta) + np.outer(v @ k, k) * (1.0 - np.cos(delta))
-    out = x.copy()
-    out[side] = x[b] + rotated
-    return out
+    return set_torsions(x[None], [quad], bonds, [[float(phi)]])[0]
 
 
 def staggered_sector(phi: Any) -> np.ndarray:

@@ -44,6 +44,7 @@ from .data import ConformerSet
 
 __all__ = [
     "ELEMENTS",
+    "MODELS",
     "ZeroCentroidDenoising",
     "prior_noise",
     "atom_types",
@@ -52,6 +53,9 @@ __all__ = [
     "train_conformer_model",
     "sample_conformers",
 ]
+
+MODELS = ("egnn", "torsional")
+"""Conformer models of :func:`train_conformer_model`: the Cartesian EGNN, or torsional diffusion (:mod:`.torsional`)."""
 
 ELEMENTS = (1, 6, 7, 8, 9, 15, 16, 17, 35, 53)
 """Atomic numbers the atom-type embedding knows (H, C, N, O, F, P, S, Cl, Br, I)."""
@@ -128,36 +132,50 @@ def train_conformer_model(
     conformers: ConformerSet,
     *,
     config: TrainConfig | None = None,
+    model: str = "egnn",
     process: Any = "edm",
-    width: int = 32,
-    layers: int = 3,
+    width: int | None = None,
+    layers: int | None = None,
     out_dir: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
 ) -> TrainResult:
-    """Train an EGNN denoiser on ``conformers`` with :class:`ZeroCentroidDenoising` and the library's Trainer.
+    """Train a conformer model on ``conformers`` with the library's Trainer.
 
-    With the ``edm`` process the loss is EDM's (``x0`` target, ``edm`` weighting, log-normal noise levels),
-    otherwise ``eps`` regression with uniform weight and uniform ``t``.
-
+    ``model="egnn"`` (default here; width 32, 3 layers): an EGNN denoiser on the zero-centroid coordinates with
+    :class:`ZeroCentroidDenoising`. With the ``edm`` process the loss is EDM's (``x0`` target, ``edm``
+    weighting, log-normal noise levels), otherwise ``eps`` regression with uniform weight and uniform ``t``.
     The data given to the Trainer are the centred coordinates divided by the length unit, float32.
+
+    ``model="torsional"`` (width 64, ``layers`` residual blocks, default 3): torsional diffusion on the
+    rotatable torsions (:func:`~.torsional.train_torsional_model`; ``process`` is its VE process).
+
     ``config`` defaults to 2,000 steps of batch 64 at learning rate 2e-3 (EMA 0.995).
     """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {list(MODELS)}; got {model!r}")
     config = config if config is not None else TrainConfig(steps=2000, batch_size=64, lr=2e-3, warmup_steps=50, ema_decay=0.995)
-    model = build_model(conformers, process=process, width=width, layers=layers, seed=config.seed)
-    if model.precond == "edm":
-        objective = ZeroCentroidDenoising(model.process, "x0", weighting="edm", time_sampler="lognormal")
+    if model == "torsional":
+        from .torsional import train_torsional_model
+
+        return train_torsional_model(conformers, config=config, width=width or 64, depth=layers or 3, out_dir=out_dir,
+                                     resume=resume, overwrite=overwrite)
+    width, layers = width or 32, layers or 3
+    net_model = build_model(conformers, process=process, width=width, layers=layers, seed=config.seed)
+    if net_model.precond == "edm":
+        objective = ZeroCentroidDenoising(net_model.process, "x0", weighting="edm", time_sampler="lognormal")
     else:
-        objective = ZeroCentroidDenoising(model.process, "eps")
-    unit = model.net.length_unit
+        objective = ZeroCentroidDenoising(net_model.process, "eps")
+    unit = net_model.net.length_unit
     data = torch.as_tensor((conformers.coords - conformers.coords.mean(axis=1, keepdims=True)) / unit, dtype=torch.float32)
     info = {
         "name": f"molecule:{conformers.name}",
         "kind": "molecule",
         "transform": None,
-        "molecule": {"name": conformers.name, "smiles": conformers.smiles, "length_unit": unit, "seed": conformers.seed},
+        "molecule": {"name": conformers.name, "smiles": conformers.smiles, "length_unit": unit, "seed": conformers.seed,
+                     "model": "egnn"},
     }
-    trainer = Trainer(model, objective, data, config=config, out_dir=out_dir, data_info=info)
+    trainer = Trainer(net_model, objective, data, config=config, out_dir=out_dir, data_info=info)
     return trainer.fit(resume=resume, overwrite=overwrite)
 
 
@@ -173,14 +191,23 @@ def sample_conformers(
 ) -> np.ndarray:
     """``(n, n_atoms, 3)`` conformer coordinates in angstrom from a trained model (centroid at 0).
 
-    Draws the zero-centroid prior with per-sample seeds ``seed + i`` and integrates with
+    An EGNN model: draws the zero-centroid prior with per-sample seeds ``seed + i`` and integrates with
     :func:`sdeflow.sample` (``solver``, ``steps``); the result is projected onto the zero-centroid
     subspace (a no-op up to rounding for deterministic solvers; module docstring) and scaled back.
+    A torsional model: :func:`~.torsional.sample_torsions` set on its local structures
+    (:func:`~.torsional.torsions_to_conformers`; conformer ``i`` on local structure ``(seed + i) mod n_templates``).
     """
+    from ...nn import TorsionNet
     from ...sample import sample
 
+    if isinstance(model, DiffusionModel) and isinstance(model.net, TorsionNet):
+        from .torsional import sample_torsions, torsions_to_conformers
+
+        angles = sample_torsions(model, n, seed=seed, solver=solver, steps=steps, progress=progress, **solver_options)
+        return torsions_to_conformers(model, angles, seed=seed)
     if not isinstance(model, DiffusionModel) or not isinstance(model.net, EGNN):
-        raise TypeError(f"model must be a DiffusionModel with an EGNN network (from train_conformer_model); got {type(model).__name__}")
+        raise TypeError("model must be a DiffusionModel with an EGNN or TorsionNet network (from train_conformer_model); "
+                        f"got {type(model).__name__}")
     net = model.net
     x = prior_noise(model.process, n, net.n_atoms, seed=seed)
     with torch.no_grad():
