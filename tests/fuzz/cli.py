@@ -524,8 +524,9 @@ FINANCE = [
 
 
 def _molecules(draw) -> dict:
-    # Valid runs: a 2-step training on 8 butane or ethylene-glycol conformers (RDKit, cached in the workspace).
+    # Valid runs: a 2-step training of either model on 8 butane or ethylene-glycol conformers (RDKit, cached in the workspace).
     return {"_cmd": "molecules", "_pos": ["train"], "--molecule": draw(st.sampled_from(("butane", "OCCO"))),
+            "--model": draw(st.sampled_from(("torsional", "egnn"))),
             "--n-train": "8", "--steps": "2", "--width": "8", "--layers": "1", "--batch-size": "4",
             "--cache": str(workspace() / "molecule-cache"), "--quiet": True, "--out": _fresh("molecules")}
 
@@ -533,6 +534,7 @@ def _molecules(draw) -> dict:
 MOLECULES = [
     *_ints("--steps"), *_ints("--n-train"), *_ints("--width"), *_floats("--lr"), _name("--molecule"),
     Mutation("--molecule", "--molecule unparsable SMILES", lambda kw: "C1CC(", ("--molecule", "C1CC(")),
+    Mutation("--model", "--model unknown", lambda kw: "schnet", ("--model", "invalid choice")),
     Mutation("--ckpt", "--ckpt given to train", lambda kw: str(workspace() / "run"), ("--ckpt",)),
     Mutation("--seed", "--seed negative", lambda kw: "-1"), *_out_folder(),
 ]

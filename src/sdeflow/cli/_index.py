@@ -13,7 +13,7 @@ COMMANDS = [
     ('demo', 'demo', 'the main job: train a digits U-Net and a 2-D flow, sample them and an exact-score ring with several solvers, and draw the pictures (minutes on a CPU; --quick for a smoke run)'),
     ('distill', 'distill', 'distill a trained model into a one- or few-step sampler (consistency or progressive distillation)'),
     ('finance', 'finance', 'train a flow model on stochastic-volatility return paths and check samples by stylized facts and pricing'),
-    ('molecules', 'molecules', 'train an E(3)-equivariant diffusion model on conformers of a small molecule and sample SDF/XYZ files'),
+    ('molecules', 'molecules', 'train a diffusion model (torsional, or an E(3)-equivariant EGNN) on conformers of a small molecule and sample SDF/XYZ files'),
     ('reflow', 'reflow', 'rectified flow with reflow and one-step distillation between two distributions'),
     ('restore', 'restore', 'restore images with a trained diffusion model as the prior (inpaint, superres, deblur, denoise)'),
     ('sample', 'sample', 'sample an exact-score target or a trained checkpoint with any registered solver'),

@@ -1,7 +1,9 @@
-"""``sdeflow molecules train|sample``: conformers of a small molecule with an E(3)-equivariant diffusion model.
+"""``sdeflow molecules train|sample``: conformers of a small molecule with a diffusion model.
 
 Thin: ``train`` generates (or reads from the cache) ETKDG + MMFF conformers and calls
-:func:`sdeflow.applications.molecules.train_conformer_model`; ``sample`` calls
+:func:`sdeflow.applications.molecules.train_conformer_model` (``--model torsional``, the default: torsional
+diffusion on the rotatable torsions; ``--model egnn``: the Cartesian EGNN); ``sample`` reads the model kind
+from the checkpoint and calls
 :func:`~sdeflow.applications.molecules.sample_conformers`, writes an SDF or XYZ file and
 :func:`~sdeflow.applications.molecules.evaluate` s the samples against held-out conformers beside the
 floor of a second held-out set, with the torsion and energy pictures.
@@ -20,7 +22,7 @@ __all__ = ["register", "run_molecules"]
 
 # Seeds of the held-out and floor conformer sets of ``sample``: far from any training seed.
 _HELDOUT_SEED, _FLOOR_SEED = 1_000_003, 2_000_003
-_TRAIN_ONLY = ("molecule", "n_train", "steps", "batch_size", "lr", "width", "layers", "resume")
+_TRAIN_ONLY = ("molecule", "model", "n_train", "steps", "batch_size", "lr", "width", "layers", "resume")
 _SAMPLE_ONLY = ("ckpt", "n", "solver", "sample_steps", "format", "no_eval")
 _DEFAULT_CACHE = Path("~/.cache/sdeflow/molecules")
 
@@ -31,11 +33,13 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "molecules",
-        help="train an E(3)-equivariant diffusion model on conformers of a small molecule and sample SDF/XYZ files",
+        help="train a diffusion model (torsional, or an E(3)-equivariant EGNN) on conformers of a small molecule and sample SDF/XYZ files",
         description=(
             "molecules train: generate --n-train ETKDG conformers of --molecule (a shipped name such as butane, pentane, "
             "alanine_dipeptide, or a SMILES string), minimize them with MMFF94 (RDKit, the extra sdeflow[molecules]; "
-            "cached in --cache) and train an EGNN denoiser on their zero-centroid coordinates (run folder --out). "
+            "cached in --cache) and train a model on them (run folder --out): --model torsional (default) diffuses the torsion "
+            "angles of the rotatable bonds on the torus and sets them on the data's local structures; --model egnn is an "
+            "EGNN denoiser on the zero-centroid coordinates. "
             "molecules sample: draw --n conformers from --ckpt with sdeflow.sample, write conformers.sdf or .xyz, and "
             "compare torsion-angle JSD, COV/MAT RMSD and MMFF energies with held-out conformers and the floor of a "
             "second held-out set; writes report.json, torsions.png and energies.png to --out."
@@ -44,12 +48,14 @@ def register(subparsers) -> None:
     p.add_argument("action", choices=("train", "sample"), help="train a model, or sample (and evaluate) one")
     g = p.add_argument_group("train")
     g.add_argument("--molecule", default=None, help="train: a shipped molecule name or a SMILES string (default butane)")
+    g.add_argument("--model", choices=("torsional", "egnn"), default=None,
+                   help="train: torsional diffusion on the rotatable torsions, or the Cartesian EGNN (default torsional)")
     g.add_argument("--n-train", type=_positive_int, default=None, help="train: training conformers (default 2000)")
     g.add_argument("--steps", type=_positive_int, default=None, help="train: optimizer steps (default 2000)")
     g.add_argument("--batch-size", type=_positive_int, default=None, help="train: minibatch size (default 64)")
     g.add_argument("--lr", type=float, default=None, help="train: peak learning rate (default 2e-3)")
-    g.add_argument("--width", type=_positive_int, default=None, help="train: EGNN feature width (default 32)")
-    g.add_argument("--layers", type=_positive_int, default=None, help="train: EGNN layers (default 3)")
+    g.add_argument("--width", type=_positive_int, default=None, help="train: network width (default 64 torsional, 32 egnn)")
+    g.add_argument("--layers", type=_positive_int, default=None, help="train: residual blocks (torsional) or EGNN layers (default 3)")
     g.add_argument("--resume", action="store_true", default=None, help="train: continue the run in --out where it stopped")
     g = p.add_argument_group("sample")
     g.add_argument("--ckpt", default=None, help="sample: a run folder or checkpoint written by 'sdeflow molecules train'")
@@ -126,15 +132,21 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(steps=args.steps or 2000, batch_size=args.batch_size or 64, lr=args.lr or 2e-3, warmup_steps=50,
                          ema_decay=0.995, seed=args.seed, progress=not quiet)
     start, cpu = time.perf_counter(), time.process_time()
-    result = train_conformer_model(data, config=config, width=args.width or 32, layers=args.layers or 3, out_dir=out,
-                                   resume=bool(args.resume), overwrite=args.overwrite)
+    kind = args.model or "torsional"
+    try:
+        result = train_conformer_model(data, model=kind, config=config, width=args.width, layers=args.layers, out_dir=out,
+                                       resume=bool(args.resume), overwrite=args.overwrite)
+    except ValueError as err:
+        if "no rotatable torsion" in str(err):
+            raise ValueError(f"--model torsional: {err}") from None
+        raise
     trained, cpu = time.perf_counter() - start, time.process_time() - cpu
     report = {
-        "run": str(out), "checkpoint": str(result.checkpoint), "steps": result.step,
+        "run": str(out), "model": kind, "checkpoint": str(result.checkpoint), "steps": result.step,
         "final_loss": result.history[-1]["loss"] if result.history else None,
         "data": describe(data), "seconds": {"data": generated, "training": trained, "training_cpu": cpu},
     }
-    text = (f"trained {result.step} steps on {len(data)} conformers of {data.name} ({data.n_atoms} atoms with hydrogens) "
+    text = (f"trained the {kind} model {result.step} steps on {len(data)} conformers of {data.name} ({data.n_atoms} atoms with hydrogens) "
             f"in {trained:.1f} s ({cpu:.1f} s of CPU; final loss {report['final_loss']}); run folder {out}\n"
             f"next: sdeflow molecules sample --ckpt {out}")
     emit(args, report, text)
@@ -144,7 +156,7 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from ..applications.molecules import evaluate, generate_conformers, sample_conformers, write_sdf, write_xyz
     from ..applications.molecules.data import parse_smiles
-    from ..nn import EGNN
+    from ..nn import EGNN, TorsionNet
     from ..training.checkpoint import load_checkpoint_model
     from ._common import emit, prepare_out_dir, write_json
 
@@ -156,8 +168,9 @@ def _sample(args: argparse.Namespace) -> int:
         _rdkit()
     model, _, _, config = load_checkpoint_model(args.ckpt)
     info = config["data"].get("molecule")
-    if not isinstance(model.net, EGNN) or not isinstance(info, dict):
-        raise ValueError(f"--ckpt {args.ckpt} was not written by 'sdeflow molecules train' (no EGNN and molecule in its config)")
+    if not isinstance(model.net, (EGNN, TorsionNet)) or not isinstance(info, dict):
+        raise ValueError(f"--ckpt {args.ckpt} was not written by 'sdeflow molecules train' (no EGNN or TorsionNet and molecule in its config)")
+    kind = "torsional" if isinstance(model.net, TorsionNet) else "egnn"
     names = [f"conformers.{fmt}", "report.json"] + (["torsions.png", "energies.png"] if evaluate_too else [])
     out = prepare_out_dir(args.out, "sdeflow-molecules", names, args.overwrite)
     n = args.n or 500
@@ -165,15 +178,16 @@ def _sample(args: argparse.Namespace) -> int:
     coords = sample_conformers(model, n, seed=args.seed, solver=args.solver, steps=args.sample_steps or 25,
                                progress=not bool(getattr(args, "quiet", False)))
     sampled, cpu = time.perf_counter() - start, time.process_time() - cpu
-    report = {"molecule": info, "n": n, "solver": args.solver or "default (UniPC)", "steps": args.sample_steps or 25,
+    report = {"molecule": info, "model": kind, "n": n, "solver": args.solver or "default (UniPC)", "steps": args.sample_steps or 25,
               "seconds": {"sampling": sampled, "sampling_cpu": cpu}, "file": str(out / f"conformers.{fmt}")}
-    text = f"sampled {n} conformers of {info['name']} in {sampled:.1f} s: {out / f'conformers.{fmt}'}"
+    text = f"sampled {n} conformers of {info['name']} ({kind} model) in {sampled:.1f} s: {out / f'conformers.{fmt}'}"
     if fmt == "sdf":
         write_sdf(out / "conformers.sdf", parse_smiles(info["smiles"]), coords)
     else:
         from ..applications.molecules.model import ELEMENTS
 
-        numbers = [ELEMENTS[t] for t in model.net.atom_types]  # the network's own atoms: no RDKit needed
+        # the network's own atoms: no RDKit needed
+        numbers = model.net.atomic_numbers if kind == "torsional" else [ELEMENTS[t] for t in model.net.atom_types]
         write_xyz(out / "conformers.xyz", numbers, coords)
     if evaluate_too:
         start = time.perf_counter()
