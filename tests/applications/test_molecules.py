@@ -235,7 +235,7 @@ def test_the_package_imports_without_rdkit():
 
 
 def test_cli_train_and_sample_end_to_end(tmp_path, capsys):
-    # Expected: a 3-step training writes a checkpoint; sampling writes an SDF RDKit reads back (4 records of butane's
+    # Expected: a 3-step training of the EGNN writes a checkpoint; sampling writes an SDF RDKit reads back (4 records of butane's
     # 14 atoms), an XYZ file without evaluation, report.json with the metrics of samples and floor, and the pictures.
     from rdkit import Chem
 
@@ -243,7 +243,7 @@ def test_cli_train_and_sample_end_to_end(tmp_path, capsys):
 
     cache = str(tmp_path / "cache")
     run = tmp_path / "run"
-    assert main(["molecules", "train", "--steps", "3", "--n-train", "16", "--width", "8", "--layers", "1", "--batch-size",
+    assert main(["molecules", "train", "--model", "egnn", "--steps", "3", "--n-train", "16", "--width", "8", "--layers", "1", "--batch-size",
                  "8", "--cache", cache, "--out", str(run), "--quiet"]) == 0
     out = tmp_path / "samples"
     assert main(["molecules", "sample", "--ckpt", str(run), "--n", "4", "--sample-steps", "2", "--cache", cache,
