@@ -40,12 +40,61 @@ def test_posterior_denoiser_is_exact_for_a_gaussian_prior():
     t = torch.full((16,), 0.3, dtype=torch.float64)
     s = float(process.noise_level(t[0]))
     x_t = process.alpha(t[0]) * (MU + 0.9 * torch.randn(16, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
-    got = PosteriorDenoiser(model, process, corruption.y, corruption.A, corruption.sigma_y, cg_iters=3)(x_t, t)
     xt = x_t / process.alpha(t[0])
     A, y, sy = corruption.A, corruption.y, corruption.sigma_y
     prec = torch.linalg.inv(COV) + torch.eye(3, dtype=torch.float64) / s**2 + A.mT @ A / sy**2
     rhs = (torch.linalg.inv(COV) @ MU) + xt / s**2 + (A.mT @ y[..., None])[..., 0] / sy**2
     want = torch.linalg.solve(prec, rhs[..., None])[..., 0]
+    # With the covariance guards armed (prior_var given, Tweedie's covariance in use below max_level = 10) the exact
+    # covariance passes both tests: no fallback, the same closed form.
+    for guard in ({}, {"prior_var": COV.diagonal(), "max_level": 10.0}):
+        den = PosteriorDenoiser(model, process, corruption.y, corruption.A, corruption.sigma_y, cg_iters=3, **guard)
+        got = den(x_t, t)
+        assert den.fallbacks == 0
+        assert torch.allclose(got, want, atol=1e-8, rtol=0), float((got - want).abs().max())
+
+
+class _RotatingDenoiser:
+    """``x0_hat = B xt`` with ``B = 0.2 I + 3 R``, ``R`` a 90-degree rotation in the (0, 1) plane: J = B is no covariance
+    (its symmetric part is 0.2 I, its antisymmetric part 15 times larger)."""
+
+    prediction = "x0"
+
+    def __init__(self, process):
+        self.process = process
+        self.B = 0.2 * torch.eye(3, dtype=torch.float64)
+        self.B[0, 1], self.B[1, 0] = 3.0, -3.0
+
+    def __call__(self, x_t, t):
+        return (x_t / self.process.alpha(t)[:, None]) @ self.B.T
+
+
+def test_posterior_denoiser_replaces_a_jacobian_that_is_no_covariance():
+    # J = B above: the moment-matching step with C = s^2 B^T moves the observed coordinates by |A C A^T u| ~ 1e3 |y - A h|
+    # (steps ~ 1 / sigma_y^2 along the rotation), which no covariance can (for C >= 0 the exact correction's observed
+    # part is shorter than the residual). With prior_var given, those samples take diag(s^2 v / (s^2 + v)) instead:
+    # the result is then h + C A^T (sigma_y^2 + A C A^T)^-1 (y - A h) with that C, in closed form (bound 1e-8).
+    process = VP()
+    model = _RotatingDenoiser(process)
+    n = 8
+    gen = torch.Generator().manual_seed(5)
+    A = torch.diag_embed(torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64).expand(n, 3))  # coordinates 0 and 1 seen
+    y = torch.randn(n, 3, generator=gen, dtype=torch.float64) * torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
+    t = torch.full((n,), 0.3, dtype=torch.float64)
+    s2 = float(process.noise_level(t[0])) ** 2
+    x_t = process.alpha(t[0]) * torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    h = (x_t / process.alpha(t[0])) @ model.B.T
+    raw = PosteriorDenoiser(model, process, y, A, 1e-2, cg_iters=3)(x_t, t)
+    moved, resid = ((raw - h) * A.diagonal(dim1=1, dim2=2)).norm(dim=1), (y - (A @ h[..., None])[..., 0]).norm(dim=1)
+    assert bool((moved > 10 * resid).all()), (moved / resid).min()
+    v = torch.tensor([0.5, 2.0, 1.0], dtype=torch.float64)
+    den = PosteriorDenoiser(model, process, y, A, 1e-2, cg_iters=3, prior_var=v, max_level=10.0)
+    got = den(x_t, t)
+    assert den.fallbacks == n
+    C = torch.diag(s2 * v / (s2 + v))
+    r = y - (A @ h[..., None])[..., 0]
+    u = torch.linalg.solve(1e-4 * torch.eye(3, dtype=torch.float64) + A @ C @ A.mT, r[..., None])
+    want = h + (C @ A.mT @ u)[..., 0]
     assert torch.allclose(got, want, atol=1e-8, rtol=0), float((got - want).abs().max())
 
 
@@ -75,9 +124,41 @@ def test_high_noise_covariance_is_exact_for_an_isotropic_gaussian_prior():
     den = PosteriorDenoiser(prior.model(process, "eps"), process, corruption.y, corruption.A, corruption.sigma_y, cg_iters=3,
                             prior_var=torch.full((3,), v, dtype=torch.float64), max_level=1.0)
     got = den(x_t, t)
+    assert den.fallbacks == 0
     xt = x_t / process.alpha(t[0])
     A, y, sy = corruption.A, corruption.y, corruption.sigma_y
     prec = torch.eye(3, dtype=torch.float64) * (1 / v + 1 / s**2) + A.mT @ A / sy**2
     rhs = MU / v + xt / s**2 + (A.mT @ y[..., None])[..., 0] / sy**2
     want = torch.linalg.solve(prec, rhs[..., None])[..., 0]
     assert torch.allclose(got, want, atol=1e-8, rtol=0), float((got - want).abs().max())
+
+
+class _ShrinkingDenoiser:
+    """``x0_hat = -eps xt``: J = -eps I, a negative curvature no covariance has."""
+
+    prediction = "x0"
+
+    def __init__(self, process, eps):
+        self.process, self.eps = process, eps
+
+    def __call__(self, x_t, t):
+        return -self.eps * x_t / self.process.alpha(t)[:, None]
+
+
+def test_a_direction_of_negative_covariance_curvature_ends_the_solve():
+    # With C = s^2 J = -0.99 sigma_y^2 I the system sigma_y^2 + A C A^T = 0.01 sigma_y^2 I is positive, so a test of the
+    # system's curvature alone takes the step u = 100 r / sigma_y^2 and moves the observed coordinates by -99 r, away from y.
+    # C's own curvature along A^T r is negative, so the solve ends before its first step: the output is h itself.
+    process = VP()
+    n = 4
+    t = torch.full((n,), 0.3, dtype=torch.float64)
+    s2 = float(process.noise_level(t[0])) ** 2
+    sy = 1e-2
+    model = _ShrinkingDenoiser(process, 0.99 * sy**2 / s2)
+    gen = torch.Generator().manual_seed(6)
+    A = torch.diag_embed(torch.ones(n, 3, dtype=torch.float64))
+    y = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    x_t = process.alpha(t[0]) * torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    got = PosteriorDenoiser(model, process, y, A, sy, cg_iters=3)(x_t, t)
+    h = model(x_t, t)
+    assert torch.equal(got, h)
