@@ -280,7 +280,7 @@ def test_short_training_learns_bond_lengths_and_shapes():
     data = generate_conformers("butane", 600, seed=0)
     held = generate_conformers("butane", 200, seed=1)
     config = TrainConfig(steps=300, batch_size=32, lr=2e-3, warmup_steps=20, ema_decay=0.99, progress=False)
-    result = train_conformer_model(data, config=config, width=32, layers=3)
+    result = train_conformer_model(data, model="egnn", config=config, width=32, layers=3)
     x = sample_conformers(result.ema_model, 200, seed=10, solver=None, steps=20)
     report = evaluate(x, held, None)["samples"]
     assert report["bond_error"] < 0.3, report
