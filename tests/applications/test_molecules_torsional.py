@@ -208,3 +208,17 @@ def test_short_torsional_training_learns_butanes_torsion_distribution():
     assert jsd < 0.05, jsd
     assert np.abs(shares[0] - shares[1]).max() < 0.06, shares
     assert M.bond_length_error(x, held.coords, held.bonds) < 0.01
+
+
+def test_cli_resume_without_model_continues_the_runs_model(tmp_path, capsys):
+    # Expected: an EGNN run resumed without --model stays an EGNN run (the default, torsional, would not match its
+    # checkpoint): exit 0, report "model": "egnn" at step 3.
+    from sdeflow.cli import main
+
+    args = ["--n-train", "8", "--width", "8", "--layers", "1", "--batch-size", "4", "--cache", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "run")]
+    assert main(["molecules", "train", "--model", "egnn", "--steps", "2", *args, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["molecules", "train", "--steps", "3", "--resume", *args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "egnn" and report["steps"] == 3

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     g = p.add_argument_group("train")
     g.add_argument("--molecule", default=None, help="train: a shipped molecule name or a SMILES string (default butane)")
     g.add_argument("--model", choices=("torsional", "egnn"), default=None,
-                   help="train: torsional diffusion on the rotatable torsions, or the Cartesian EGNN (default torsional)")
+                   help="train: torsional diffusion on the rotatable torsions, or the Cartesian EGNN (default torsional; with --resume, the run's model)")
     g.add_argument("--n-train", type=_positive_int, default=None, help="train: training conformers (default 2000)")
     g.add_argument("--steps", type=_positive_int, default=None, help="train: optimizer steps (default 2000)")
     g.add_argument("--batch-size", type=_positive_int, default=None, help="train: minibatch size (default 64)")
@@ -132,7 +132,7 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(steps=args.steps or 2000, batch_size=args.batch_size or 64, lr=args.lr or 2e-3, warmup_steps=50,
                          ema_decay=0.995, seed=args.seed, progress=not quiet)
     start, cpu = time.perf_counter(), time.process_time()
-    kind = args.model or "torsional"
+    kind = args.model or _resumed_kind(out, bool(args.resume)) or "torsional"
     try:
         result = train_conformer_model(data, model=kind, config=config, width=args.width, layers=args.layers, out_dir=out,
                                        resume=bool(args.resume), overwrite=args.overwrite)
@@ -151,6 +151,20 @@ def _train(args: argparse.Namespace) -> int:
             f"next: sdeflow molecules sample --ckpt {out}")
     emit(args, report, text)
     return 0
+
+
+def _resumed_kind(out: Path, resume: bool) -> str | None:
+    """With ``--resume`` and no ``--model``: the model of the run being resumed (runs from before the torsional
+    model have no ``model`` entry and are EGNN runs); ``None`` when there is nothing to resume."""
+    from ..training.checkpoint import read_checkpoint
+
+    if not resume:
+        return None
+    try:
+        info = read_checkpoint(out).config.get("data", {}).get("molecule")
+    except (FileNotFoundError, ValueError):
+        return None
+    return info.get("model", "egnn") if isinstance(info, dict) else None
 
 
 def _sample(args: argparse.Namespace) -> int:
