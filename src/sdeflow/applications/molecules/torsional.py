@@ -63,6 +63,9 @@ __all__ = [
     "SIGMA_MAX",
     "wrap_angle",
     "wrapped_normal_score",
+    "wrapped_normal_logpdf",
+    "torus_mixture_eps",
+    "torsion_score_check",
     "wrapped_uniformity",
     "set_torsions",
     "rotatable_torsions",
@@ -93,7 +96,7 @@ def wrapped_normal_score(theta: Any, mu: Any, sigma: float, lifts: int | None = 
     """
     sigma = check_positive(sigma, "sigma")
     if lifts is None:
-        lifts = 2 + math.ceil(6.0 * sigma / math.pi)
+        lifts = _lifts(sigma)
     check_int(lifts, "lifts", minimum=0)
     v = wrap_angle(np.asarray(theta, dtype=np.float64) - np.asarray(mu, dtype=np.float64))
     m = np.arange(-lifts, lifts + 1, dtype=np.float64)
@@ -101,6 +104,88 @@ def wrapped_normal_score(theta: Any, mu: Any, sigma: float, lifts: int | None = 
     logw = -0.5 * (d / sigma) ** 2
     w = np.exp(logw - logw.max(axis=-1, keepdims=True))
     return -(w * d).sum(-1) / (w.sum(-1) * sigma**2)
+
+
+def _lifts(sigma: float) -> int:
+    return 2 + math.ceil(6.0 * sigma / math.pi)
+
+
+def wrapped_normal_logpdf(theta: Any, mu: Any, sigma: float) -> np.ndarray:
+    """``log sum_m N(theta + 2 pi m; mu, sigma^2)``: the log-density of the wrapped normal on ``[-pi, pi)`` (log-sum-exp)."""
+    sigma = check_positive(sigma, "sigma")
+    v = wrap_angle(np.asarray(theta, dtype=np.float64) - np.asarray(mu, dtype=np.float64))
+    m = np.arange(-_lifts(sigma), _lifts(sigma) + 1, dtype=np.float64)
+    z = -0.5 * ((v[..., None] + 2.0 * math.pi * m) / sigma) ** 2
+    top = z.max(axis=-1)
+    return top + np.log(np.exp(z - top[..., None]).sum(-1)) - math.log(sigma * math.sqrt(2.0 * math.pi))
+
+
+def torus_mixture_eps(theta: Any, centres: Any, sigma: float) -> np.ndarray:
+    """The exact minimizer ``E[eps | theta_t mod 2 pi = theta] = -sigma grad log p_sigma(theta)`` for data at ``centres``.
+
+    ``p_sigma`` is the empirical distribution of ``centres (N, k)`` (radians) convolved with ``N(0, sigma^2 I)``
+    and wrapped to the torus: ``(1/N) sum_i prod_j WN(theta_j; c_ij, sigma)``. With the posterior weights
+    ``w_i ~ prod_j WN(theta_j; c_ij, sigma)``, ``grad log p = sum_i w_i s(theta - c_i)``, ``s`` the wrapped normal's
+    score per coordinate (:func:`wrapped_normal_score`). ``theta (M, k)`` -> ``(M, k)``. It is what a model trained
+    on these data by :func:`train_torsional_model` converges to (module docstring).
+    """
+    sigma = check_positive(sigma, "sigma")
+    theta = np.asarray(theta, dtype=np.float64)
+    centres = np.asarray(centres, dtype=np.float64)
+    if theta.ndim != 2 or centres.ndim != 2 or theta.shape[1] != centres.shape[1]:
+        raise ValueError(f"theta (M, k) and centres (N, k) must be angle arrays with the same k; got {theta.shape}, {centres.shape}")
+    logp = wrapped_normal_logpdf(theta[:, None, :], centres[None], sigma).sum(-1)  # (M, N)
+    w = np.exp(logp - logp.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    score = wrapped_normal_score(theta[:, None, :], centres[None], sigma)  # (M, N, k)
+    return -sigma * (w[..., None] * score).sum(axis=1)
+
+
+def torsion_score_check(model, centres: Any, noise_levels: Sequence[float] = (0.1, 0.3, 1.0, 2.0), *, points: int = 720,
+                        plot: str | Path | None = None) -> list[dict[str, float]]:
+    """How far a trained torsional model's ``eps_hat`` is from the exact minimizer :func:`torus_mixture_eps` of its data.
+
+    For a one-torsion model (``k = 1``), on ``points`` angles ``u`` of the circle and each noise level ``sigma``
+    (radians): ``rms_error``, the RMS of ``eps_hat(u, sigma) - eps*(u, sigma)`` weighted by the noised data density
+    ``p_sigma(u)`` (the excess of the denoising loss at that level is its square), and ``rms_target``, the same RMS of
+    ``eps*``. ``centres (N, 1)``: the training torsions in radians. ``plot``: a picture of both curves per level.
+    """
+    model = _torsion_model(model)
+    if model.net.n_torsions != 1:
+        raise ValueError(f"torsion_score_check compares curves of one torsion; this model has {model.net.n_torsions}")
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 1)
+    check_int(points, "points", minimum=8)
+    u = np.linspace(-math.pi, math.pi, points + 1)[:-1]
+    rows, curves = [], []
+    for sigma in noise_levels:
+        sigma = check_positive(sigma, "noise_levels entries")
+        exact = torus_mixture_eps(u[:, None], centres, sigma)[:, 0]
+        t = model.process.t_from_noise_level(torch.tensor(float(sigma), dtype=torch.float64)).float()
+        with torch.no_grad():
+            got = model(torch.as_tensor(u[:, None], dtype=torch.float32), t.expand(points)).double().numpy()[:, 0]
+        logp = wrapped_normal_logpdf(u[:, None], centres[None, :, 0], sigma)  # (points, N)
+        top = logp.max()
+        p = np.exp(logp - top).mean(axis=1)
+        p /= p.sum()
+        rows.append({"noise_level": float(sigma), "rms_error": float(np.sqrt((p * (got - exact) ** 2).sum())),
+                     "rms_target": float(np.sqrt((p * exact**2).sum()))})
+        curves.append((sigma, exact, got, p))
+    if plot is not None:
+        from ...plots import _finish, _plt
+
+        plt = _plt()
+        fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.0), squeeze=False)
+        for ax, (sigma, exact, got, p) in zip(axes[0], curves):
+            deg = np.degrees(u)
+            ax.plot(deg, exact, label="exact E[eps | u]", linewidth=2.2, alpha=0.6)
+            ax.plot(deg, got, "--", label="model", linewidth=1.3)
+            ax.fill_between(deg, 0, p / p.max() * np.abs(exact).max(), color="0.85", label="p_sigma (scaled)")
+            ax.set_title(f"sigma = {sigma:g} rad", fontsize=9)
+            ax.set_xlabel("torsion u (degrees)")
+            ax.set_xlim(-180, 180)
+        axes[0][0].legend(fontsize=7)
+        _finish(fig, plot, "torsional model: eps_hat against the exact torus minimizer")
+    return rows
 
 
 def wrapped_uniformity(sigma: float) -> float:
