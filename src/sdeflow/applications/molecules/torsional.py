@@ -90,8 +90,9 @@ def wrap_angle(theta: Any) -> np.ndarray:
 def wrapped_normal_score(theta: Any, mu: Any, sigma: float, lifts: int | None = None) -> np.ndarray:
     """``d/d theta log p(theta)`` of the wrapped normal ``p = sum_m N(theta + 2 pi m; mu, sigma^2)``.
 
-    The sum over lifts ``m = -lifts .. lifts`` (default: enough that the omitted terms are below
-    ``1e-300`` of the largest, ``lifts = 2 + ceil(6 sigma / pi)``) is taken with log-sum-exp weights:
+    The sum over lifts ``m = -lifts .. lifts`` (default ``lifts = 2 + ceil(6 sigma / pi)``: every omitted lift is
+    at least ``5 pi + 12 sigma`` away, so its weight is below ``exp(-72) = 5e-32`` of the largest, far below
+    float64 rounding) is taken with log-sum-exp weights:
     ``score = -sum_m w_m (theta - mu + 2 pi m) / sigma^2``, ``w_m`` the posterior of lift ``m``.
     """
     sigma = check_positive(sigma, "sigma")
