@@ -148,10 +148,17 @@ def test_torsion_net_is_periodic_and_checks_its_input():
         TorsionNet([], [], [6] * 4)
 
 
-def test_torsional_model_refuses_a_molecule_without_rotatable_torsions():
+def test_torsional_model_refuses_a_molecule_without_rotatable_torsions(tmp_path, capsys):
+    # Expected: ethanol (its only C-C bond ends in a methyl) is refused by the library and by the CLI (exit 2, one line
+    # naming --model torsional and the molecule, before any conformer is made or folder written).
+    from sdeflow.cli import main
+
     data = _conformers("CCO", 2, 0)
     with pytest.raises(ValueError, match="no rotatable torsion"):
         build_torsional_model(data)
+    assert main(["molecules", "train", "--molecule", "CCO", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]) == 2
+    assert "--model torsional: CCO has no rotatable torsion" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
 
 
 def test_cli_torsional_train_sample_and_checkpoint_round_trip(tmp_path):

@@ -111,7 +111,8 @@ def run_molecules(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from ..applications.molecules import generate_conformers, resolve_molecule, train_conformer_model
-    from ..applications.molecules.data import describe
+    from ..applications.molecules.data import describe, parse_smiles
+    from ..applications.molecules.metrics import torsion_quadruples
     from ..training import TrainConfig
     from ..training.checkpoint import check_run_dir
     from ._common import emit, fresh_dir
@@ -121,9 +122,13 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"--lr must be > 0; got {args.lr}")
     _rdkit()
     try:
-        resolve_molecule(args.molecule or "butane")
+        name, smiles = resolve_molecule(args.molecule or "butane")
     except ValueError as err:
         raise ValueError(f"--molecule: {err}") from None
+    kind = args.model or _resumed_kind(args.out, bool(args.resume)) or "torsional"
+    if kind == "torsional" and not torsion_quadruples(parse_smiles(smiles)):  # before the conformers are made
+        raise ValueError(f"--model torsional: {name} has no rotatable torsion (a single bond in no ring between two atoms "
+                         "that each have another heavy neighbour); the torsional model needs one: use --model egnn")
     out = fresh_dir("sdeflow-molecules") if args.out is None else check_run_dir(
         args.out, resume=bool(args.resume), overwrite=args.overwrite, name="--out")
     start = time.perf_counter()
@@ -132,14 +137,8 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(steps=args.steps or 2000, batch_size=args.batch_size or 64, lr=args.lr or 2e-3, warmup_steps=50,
                          ema_decay=0.995, seed=args.seed, progress=not quiet)
     start, cpu = time.perf_counter(), time.process_time()
-    kind = args.model or _resumed_kind(out, bool(args.resume)) or "torsional"
-    try:
-        result = train_conformer_model(data, model=kind, config=config, width=args.width, layers=args.layers, out_dir=out,
-                                       resume=bool(args.resume), overwrite=args.overwrite)
-    except ValueError as err:
-        if "no rotatable torsion" in str(err):
-            raise ValueError(f"--model torsional: {err}") from None
-        raise
+    result = train_conformer_model(data, model=kind, config=config, width=args.width, layers=args.layers, out_dir=out,
+                                   resume=bool(args.resume), overwrite=args.overwrite)
     trained, cpu = time.perf_counter() - start, time.process_time() - cpu
     report = {
         "run": str(out), "model": kind, "checkpoint": str(result.checkpoint), "steps": result.step,
@@ -153,12 +152,12 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resumed_kind(out: Path, resume: bool) -> str | None:
+def _resumed_kind(out: Path | None, resume: bool) -> str | None:
     """With ``--resume`` and no ``--model``: the model of the run being resumed (runs from before the torsional
     model have no ``model`` entry and are EGNN runs); ``None`` when there is nothing to resume."""
     from ..training.checkpoint import read_checkpoint
 
-    if not resume:
+    if not resume or out is None:
         return None
     try:
         info = read_checkpoint(out).config.get("data", {}).get("molecule")
