@@ -226,7 +226,9 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
     lines: list[str] = []
     if FULL.exists() and FULL.resolve() != path.resolve():  # the protocol, kept in its own records
         full = [json.loads(line) for line in FULL.read_text().splitlines() if line.strip()]
-        lines += _mixture_table(full, "## Corrupted data: exact mixtures (the protocol: 3,000 steps, 10,000 W2 points, 5 seeds)", FULL_COMMAND)
+        seeds = sorted({r["seed"] for r in full})
+        lines += _mixture_table(full, "## Corrupted data: exact mixtures (the protocol: 3,000 steps, 10,000 W2 points, "
+                                f"seeds {seeds[0]}-{seeds[-1]} of 5 so far; the seeds column counts each row's)", FULL_COMMAND)
         lines += ["", f"Records: `{FULL.relative_to(ROOT)}`.", ""]
         lines += _mixture_table(recs, "### The quick runs (1,000 steps, 2,000 W2 points, 1 seed)", command)
     else:
@@ -242,9 +244,11 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
                   f"    OMP_NUM_THREADS=1 python benchmarks/corrupted_manifold.py {'--quick' if rec['args'].get('quick') == 'True' else ''}",
                   "", f"Settings: {rec['args']['n_obs']} observations, {rec['args']['rounds']} rounds of {rec['args']['steps']} steps, "
                   f"{rec['args']['n_eval']} evaluation points.", "",
-                  "| EM round | Sinkhorn divergence | CPU seconds of the round | load average |", "|---|---|---|---|"]
+                  "| EM round | Sinkhorn divergence | CPU seconds of the round | posterior steps shortened | load average |",
+                  "|---|---|---|---|---|"]
         lines += [f"| {r['round']} | {'diverged' if r['sinkhorn_divergence'] is None else format(r['sinkhorn_divergence'], '.4f')} | "
-                  f"{r['cpu_seconds']} | {r['load_average_1min']} |" for r in rec["rounds"]]
+                  f"{r['cpu_seconds']} | {'' if r.get('posterior_fallback_share') is None else format(r['posterior_fallback_share'], '.1%')} | "
+                  f"{r['load_average_1min']} |" for r in rec["rounds"]]
         if rec.get("floor") is not None:
             lines += ["", f"Floor (two draws of clean points): {rec['floor']:.4f}."]
         if rec.get("note"):

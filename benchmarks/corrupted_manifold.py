@@ -81,6 +81,7 @@ def main(argv=None) -> int:
         finite = bool(torch.isfinite(samples).all())  # a diverged round is reported as such, not as a divergence value
         row = {"round": rec.round, "sinkhorn_divergence": sinkhorn_divergence(samples, clean) if finite else None,
                "non_finite_samples": int((~torch.isfinite(samples)).any(dim=1).sum()), "cpu_seconds": round(rec.seconds, 1),
+               "posterior_fallback_share": rec.metrics.get("fallback_share"),
                "load_average_1min": round(os.getloadavg()[0], 2)}
         records.append(row)
         print(json.dumps(row), flush=True)

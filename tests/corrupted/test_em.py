@@ -45,8 +45,8 @@ def test_posterior_denoiser_is_exact_for_a_gaussian_prior():
     prec = torch.linalg.inv(COV) + torch.eye(3, dtype=torch.float64) / s**2 + A.mT @ A / sy**2
     rhs = (torch.linalg.inv(COV) @ MU) + xt / s**2 + (A.mT @ y[..., None])[..., 0] / sy**2
     want = torch.linalg.solve(prec, rhs[..., None])[..., 0]
-    # With the covariance guards armed (prior_var given, Tweedie's covariance in use below max_level = 10) the exact
-    # covariance passes both tests: no fallback, the same closed form.
+    # The covariance guards (always on) never act on the exact covariance, with or without the high-noise diagonal
+    # (prior_var, in use only above max_level = 10): no correction shortened, the same closed form.
     for guard in ({}, {"prior_var": COV.diagonal(), "max_level": 10.0}):
         den = PosteriorDenoiser(model, process, corruption.y, corruption.A, corruption.sigma_y, cg_iters=3, **guard)
         got = den(x_t, t)
@@ -69,33 +69,32 @@ class _RotatingDenoiser:
         return (x_t / self.process.alpha(t)[:, None]) @ self.B.T
 
 
-def test_posterior_denoiser_replaces_a_jacobian_that_is_no_covariance():
-    # J = B above: the moment-matching step with C = s^2 B^T moves the observed coordinates by |A C A^T u| ~ 1e3 |y - A h|
-    # (steps ~ 1 / sigma_y^2 along the rotation), which no covariance can (for C >= 0 the exact correction's observed
-    # part is shorter than the residual). With prior_var given, those samples take diag(s^2 v / (s^2 + v)) instead:
-    # the result is then h + C A^T (sigma_y^2 + A C A^T)^-1 (y - A h) with that C, in closed form (bound 1e-8).
+def test_posterior_denoiser_shortens_a_correction_no_covariance_gives():
+    # J = B above: the moment-matching step with C = s^2 B^T moves the observed coordinates by |A C A^T u| > 10 |y - A h|
+    # (steps ~ 1 / sigma_y^2 along the rotation), which no covariance can with an exact solve (m = 2 <= cg_iters here):
+    # for C >= 0 the correction's observed part A C A^T (sigma_y^2 + A C A^T)^-1 r is shorter than r. The guarded step
+    # keeps the raw correction's direction and shortens it so that its observed part has exactly the residual's length.
     process = VP()
     model = _RotatingDenoiser(process)
     n = 8
     gen = torch.Generator().manual_seed(5)
-    A = torch.diag_embed(torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64).expand(n, 3))  # coordinates 0 and 1 seen
-    y = torch.randn(n, 3, generator=gen, dtype=torch.float64) * torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
+    seen = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)
+    A = torch.diag_embed(seen.expand(n, 3))  # coordinates 0 and 1 seen
+    y = torch.randn(n, 3, generator=gen, dtype=torch.float64) * seen
     t = torch.full((n,), 0.3, dtype=torch.float64)
-    s2 = float(process.noise_level(t[0])) ** 2
     x_t = process.alpha(t[0]) * torch.randn(n, 3, generator=gen, dtype=torch.float64)
     h = (x_t / process.alpha(t[0])) @ model.B.T
-    raw = PosteriorDenoiser(model, process, y, A, 1e-2, cg_iters=3)(x_t, t)
-    moved, resid = ((raw - h) * A.diagonal(dim1=1, dim2=2)).norm(dim=1), (y - (A @ h[..., None])[..., 0]).norm(dim=1)
-    assert bool((moved > 10 * resid).all()), (moved / resid).min()
-    v = torch.tensor([0.5, 2.0, 1.0], dtype=torch.float64)
-    den = PosteriorDenoiser(model, process, y, A, 1e-2, cg_iters=3, prior_var=v, max_level=10.0)
+    r = (y - h * seen).norm(dim=1)
+    den = PosteriorDenoiser(model, process, y, A, 1e-2, cg_iters=3)
     got = den(x_t, t)
     assert den.fallbacks == n
-    C = torch.diag(s2 * v / (s2 + v))
-    r = y - (A @ h[..., None])[..., 0]
-    u = torch.linalg.solve(1e-4 * torch.eye(3, dtype=torch.float64) + A @ C @ A.mT, r[..., None])
-    want = h + (C @ A.mT @ u)[..., 0]
-    assert torch.allclose(got, want, atol=1e-8, rtol=0), float((got - want).abs().max())
+    # the unguarded correction, from the same conjugate-gradient solve
+    raw = den._correction(lambda w: float(process.noise_level(t[0])) ** 2 * (w @ model.B), A, y - h * seen)
+    assert bool(((raw * seen).norm(dim=1) > 10 * r).all()), ((raw * seen).norm(dim=1) / r).min()
+    step = got - h
+    assert torch.allclose((step * seen).norm(dim=1), r, rtol=1e-10, atol=0)
+    cos = (step * raw).sum(1) / (step.norm(dim=1) * raw.norm(dim=1))
+    assert torch.allclose(cos, torch.ones_like(cos), atol=1e-12)
 
 
 def test_bad_corruptions_are_refused():
