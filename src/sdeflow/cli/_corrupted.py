@@ -29,7 +29,7 @@ from typing import Any
 
 __all__ = ["parse_corruption", "corrupted_or_latent_run"]
 
-_KEYS = {"noise": {"method": str, "consistency": float},
+_KEYS = {"noise": {"method": str, "consistency": float, "consistency_steps": int, "consistency_weighting": str},
          "mask": {"method": str, "delta": float, "rounds": int, "sigma_y": float, "posterior_steps": int}}
 _METHODS = {"noise": ("tweedie", "sure"), "mask": ("ambient", "diem")}
 _DIEM_ONLY = ("rounds", "sigma_y", "posterior_steps")
@@ -105,7 +105,7 @@ def corrupted_or_latent_run(args: argparse.Namespace, source, model, objective, 
     import torch
 
     from ..training import DiffusionModel, DenoisingScoreMatching, Trainer
-    from ..training.corrupted import ExpectationMaximization, NoisyDataObjective, check_noise_level, mask_corruption
+    from ..training.corrupted import CONSISTENCY_STEPS, ExpectationMaximization, NoisyDataObjective, check_noise_level, mask_corruption
     from ._common import emit
 
     data = source.x
@@ -139,6 +139,8 @@ def corrupted_or_latent_run(args: argparse.Namespace, source, model, objective, 
         level = check_noise_level(spec["level"] / scale.to(torch.float64), source.event_shape, units="model")
         objective = NoisyDataObjective(objective.process, objective.prediction, sigma_n=level if level.numel() > 1 else float(level),
                                        method=spec.get("method", "tweedie"), consistency=spec.get("consistency", 1.0),
+                                       consistency_steps=spec.get("consistency_steps", CONSISTENCY_STEPS),
+                                       consistency_weighting=spec.get("consistency_weighting", "anchor"),
                                        weighting=objective.weighting, time_sampler=objective.time_sampler)
     if spec is not None and spec["kind"] == "mask" and spec.get("method", "ambient") == "ambient":
         from ..training.ambient import AmbientObjective, pack_masked
