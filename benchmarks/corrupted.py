@@ -248,14 +248,14 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
     chains = ROOT / "benchmarks" / "results" / "corrupted_consistency.jsonl"
     if chains.exists():  # the consistency term's chain length and weighting, double Tweedie, seed 0
         rows = [json.loads(line) for line in chains.read_text().splitlines() if line.strip()]
-        lines += ["", "### Double Tweedie's consistency term: chain length and weighting", "",
+        lines += ["", "### The noisy-data objectives' consistency term: chain length and weighting", "",
                   "W2 on 10,000 points, seed 0, 3,000 steps (the protocol's settings); the clean models score 0.057 (2-D) and 0.383 "
                   "(8-D), the floors 0.074 and 0.441. Command, for each row:", "",
-                  "    OMP_NUM_THREADS=1 python benchmarks/corrupted.py --dims D --seeds 1 --n 10000 --methods tweedie "
+                  "    OMP_NUM_THREADS=1 python benchmarks/corrupted.py --dims D --seeds 1 --n 10000 --methods M "
                   "--consistency-steps K --consistency-weighting W --out benchmarks/results/corrupted_consistency.jsonl", "",
-                  "| dim | chain steps K | weighting W | W2 | training CPU s |", "|---|---|---|---|---|"]
-        lines += [f"| {r['dim']} | {r['consistency_steps']} | {r['consistency_weighting']} | {r['w2']:.3f} | {r['train_cpu_seconds']:.0f} |"
-                  for r in rows]
+                  "| method M | dim | chain steps K | weighting W | W2 | training CPU s |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['method']} | {r['dim']} | {r['consistency_steps']} | {r['consistency_weighting']} | {r['w2']:.3f} | "
+                  f"{r['train_cpu_seconds']:.0f} |" for r in rows]
     manifold = ROOT / "benchmarks" / "results" / "corrupted_manifold.json"
     if manifold.exists():  # written by benchmarks/corrupted_manifold.py
         rec = json.loads(manifold.read_text())
