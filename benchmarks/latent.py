@@ -49,19 +49,23 @@ def _cpu_per_sample(fn, n: int, repeats: int) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="800 diffusion steps, 300 autoencoder steps, widths 16, batch 64, 512 samples")
-    p.add_argument("--steps", type=int, default=4000, help="optimizer steps of each diffusion model")
+    p.add_argument("--quick", action="store_true",
+                   help="800 diffusion steps, 300 autoencoder steps, widths 16, batch 64, 512 samples (each only where not given)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps of each diffusion model (default 4000)")
     p.add_argument("--latent-steps", type=int, default=None, help="optimizer steps of the latent model (default: --steps)")
-    p.add_argument("--ae-steps", type=int, default=3000)
-    p.add_argument("--n", type=int, default=1438, help="samples for the Frechet distance")
+    p.add_argument("--ae-steps", type=int, default=None, help="autoencoder steps (default 3000)")
+    p.add_argument("--n", type=int, default=None, help="samples for the Frechet distance (default 1438)")
     p.add_argument("--nfe", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--channels", type=int, default=32, help="base width of the U-Net and of the autoencoder")
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--channels", type=int, default=None, help="base width of the U-Net and of the autoencoder (default 32)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 128)")
     p.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS-latent.md")
     args = p.parse_args(argv)
-    if args.quick:
-        args.steps, args.ae_steps, args.n, args.channels, args.batch = 800, 300, 512, 16, 64
+    # --quick changes only the sizes the command line did not give (it once overrode --steps silently)
+    sizes = {"steps": (4000, 800), "ae_steps": (3000, 300), "n": (1438, 512), "channels": (32, 16), "batch": (128, 64)}
+    for name, (full, quick) in sizes.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     latent_steps = args.steps if args.latent_steps is None else args.latent_steps
     torch.set_num_threads(1)
     images = load_digits("train").images
