@@ -468,7 +468,7 @@ class PosteriorDenoiser:
             raise ValueError("prior_var and max_level go together (the covariance used above max_level)")
         self.prior_var = None if prior_var is None else torch.as_tensor(prior_var, dtype=torch.float64).reshape(-1)
         self.max_level = None if max_level is None else check_positive(max_level, "max_level")
-        self.fallbacks = 0  # samples x steps whose Tweedie step broke the covariance bound (see __call__)
+        self._fallbacks: torch.Tensor | int = 0  # (sample, call) pairs shortened, a tensor on the state's device once counted
         self.kind = getattr(model, "prediction", None)
         if self.kind is None:
             raise ValueError("the prior model must carry its prediction kind (model.prediction)")
@@ -508,13 +508,17 @@ class PosteriorDenoiser:
             # Sinkhorn divergence 1.21 against 0.97 after 3 rounds.) The bound is exact for a solve run to convergence
             # (cg_iters >= m); a truncated solve can break it with a valid C too, and is then shortened as well.
             # ``fallbacks`` counts the (sample, call) pairs that were shortened.
-            moved = torch.einsum("nmd,nd->nm", A, corr).norm(dim=1)
-            bad = ~(moved <= r.norm(dim=1))
-            if bool(bad.any()):
-                scale = torch.where(bad, r.norm(dim=1) / moved.clamp_min(1e-30), torch.ones_like(moved))
-                corr = torch.where(bad[:, None], corr * scale.nan_to_num(0.0)[:, None], corr)
-            self.fallbacks += int(bad.sum())
+            moved, bound = torch.einsum("nmd,nd->nm", A, corr).norm(dim=1), r.norm(dim=1)
+            bad = ~(moved <= bound)
+            scale = (bound / moved.clamp_min(1e-30)).nan_to_num(0.0)
+            corr = torch.where(bad[:, None], corr * scale[:, None], corr)
+            self._fallbacks = self._fallbacks + bad.sum()  # kept on the device: no host sync per model call
         return (h.detach() + corr.detach()).reshape(x_t.shape)
+
+    @property
+    def fallbacks(self) -> int:
+        """How many (sample, call) pairs had their correction shortened by the covariance bound (see :meth:`__call__`)."""
+        return int(self._fallbacks)
 
     def _correction(self, cov: Callable[[torch.Tensor], torch.Tensor], A: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """``C A^T u`` with ``(sigma_y^2 I + A C A^T) u = r`` by conjugate gradients, ``C`` applied by ``cov``; ``(n, D)``."""
