@@ -26,7 +26,9 @@ teacher's W2, 2 steps within 1.05x; CT 2 steps within 1.5x.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import os
 import platform
 import statistics
@@ -101,18 +103,21 @@ def run(args) -> dict:
         students = {}
         cd = ConsistencyDistillation(teacher, p, "x0", levels=18)
         students["CD"] = _train(cd, dim, data, args.steps, 0.95, 0, args.progress)
-        ct = ConsistencyTraining(p, "x0", total_steps=args.steps, s1=args.ct_s1)
-        students["CT"] = _train(ct, dim, data, args.steps, 0.999, 0, args.progress)
+        ct_steps = args.ct_steps or args.steps
+        ct = ConsistencyTraining(p, "x0", total_steps=ct_steps, s1=args.ct_s1)
+        students["CT"] = _train(ct, dim, data, ct_steps, 0.999, 0, args.progress)
         samples_for_plot = {}
         for label, (f, cpu, losses) in students.items():
-            for nfe in (1, 2):
-                def draw(k, f=f, nfe=nfe):
+            for nfe, eta in ((1, None), (2, 1.0)):
+                def draw(k, f=f, nfe=nfe, eta=eta):
                     with torch.no_grad():
-                        return sdeflow.sample(f, p, noise(k).float(), solver="consistency", nfe=nfe, seed=10**8 * (k + 1)).samples
-                record(f"{label} {nfe}-step", _w2_rows(target, draw, n, args.seeds), train_steps=args.steps,
-                       cpu_seconds=round(cpu, 1), nfe=nfe, loss_first=losses[0] if losses else None,
+                        return sdeflow.sample(f, p, noise(k).float(), solver="consistency", nfe=nfe, eta=eta or 0.0,
+                                              seed=10**8 * (k + 1)).samples
+                row = f"{label} {nfe}-step" + ("" if eta in (None, 1.0) else f" (eta {eta:g})")
+                record(row, _w2_rows(target, draw, n, args.seeds), train_steps=ct_steps if label == "CT" else args.steps,
+                       cpu_seconds=round(cpu, 1), nfe=nfe, eta=eta, loss_first=losses[0] if losses else None,
                        loss_last=losses[-1] if losses else None)
-                if name == "ring2d":
+                if name == "ring2d" and eta in (None, 1.0):
                     samples_for_plot[f"{label} {nfe}-step"] = draw(0)
         if name == "ring2d":
             with torch.no_grad():
@@ -130,22 +135,28 @@ DIGITS_CKPT = ROOT / "benchmarks" / "results" / "networks" / "digits"
 
 
 def run_digits(args) -> dict:
-    """CD, ECT and progressive distillation from the cached digits diffusion model (benchmarks/networks.py's)."""
+    """CD, ECT and progressive distillation from the cached digits diffusion model (benchmarks/networks.py's).
+
+    ``args.digits_methods`` chooses among ``cd``, ``ect`` and ``pd``; the rows of an earlier run of the
+    other methods (same samples, same noise) are kept from ``args.digits_json`` when it exists, so the
+    methods can be trained in separate processes side by side.
+    """
     from sdeflow.distill import EasyConsistencyTuning, progressive_distillation
     from sdeflow.distill.runs import student_from_teacher, teacher_data
     from sdeflow.grids import UniformLogSNR
+    from sdeflow.data.digits import load_digits
     from sdeflow.training import digits_scores, load_checkpoint_model
 
     torch.set_num_threads(1)
     teacher, p, prediction, config = load_checkpoint_model(DIGITS_CKPT)
     _, data = teacher_data(config)
-    n, steps = args.digits_n, args.digits_steps
+    n, steps, lr, methods = args.digits_n, args.digits_steps, args.digits_lr, args.digits_methods
     x = p.prior_sample((n, 1, 8, 8), seeds=0)
     rows = []
 
-    def record(label, samples, nfe, train_steps=0, cpu=0.0):
+    def record(label, samples, nfe, train_steps=0, cpu=0.0, eta=None):
         scores = digits_scores(samples.clamp(-1, 1))
-        row = {"method": label, "nfe": nfe, "train_steps": train_steps, "cpu_seconds": round(cpu, 1),
+        row = {"method": label, "nfe": nfe, "train_steps": train_steps, "cpu_seconds": round(cpu, 1), "eta": eta,
                "frechet_distance": scores["frechet_distance"], "frechet_floor": scores["frechet_floor"],
                "confident_fraction": scores["confident_fraction"]}
         rows.append(row)
@@ -154,28 +165,65 @@ def run_digits(args) -> dict:
     with torch.no_grad():
         for nfe in (10, 35):
             record(f"teacher (UniPC default) {nfe} calls", sdeflow.sample(teacher, p, x, nfe=nfe).samples, nfe)
-    cfg = TrainConfig(steps=steps, batch_size=64, lr=2e-5, warmup_steps=50, ema_decay=0.95, progress=args.progress,
-                      log_every=max(1, steps // 10))
-    for label, objective in [("CD", ConsistencyDistillation(teacher, p, prediction, levels=18)),
-                             ("ECT", EasyConsistencyTuning(p, prediction, total_steps=steps))]:
+    cfg = TrainConfig(steps=steps, batch_size=64, lr=lr, warmup_steps=100, ema_decay=0.95, progress=args.progress,
+                      log_every=max(1, steps // 10), eval_every=max(1, steps // 10))
+    train = load_digits("train").images
+    selection = {}
+    consistency = {"cd": ("CD", lambda: ConsistencyDistillation(teacher, p, prediction, levels=18)),
+                   "ect": ("ECT", lambda: EasyConsistencyTuning(p, prediction, total_steps=steps))}
+    for key in ("cd", "ect"):
+        if key not in methods:
+            continue
+        label, make = consistency[key]
+        objective = make()
+        best = {"fd": math.inf, "step": None, "state": None, "curve": []}
+
+        def select(ema_model, step, out_dir, objective=objective, best=best):
+            # Checkpoint selection on the training digits only (the held-out digits score the rows): the 2-step
+            # Algorithm-1 samples' Frechet distance to the training set, every steps/10.
+            with torch.no_grad():
+                s2 = sdeflow.sample(objective.wrap(ema_model), p, x, solver="consistency", nfe=2, eta=1.0, seed=1).samples
+            fd = digits_scores(s2.clamp(-1, 1), reference=train)["frechet_distance"]
+            best["curve"].append([step, round(fd, 3)])
+            if fd < best["fd"]:
+                best.update(fd=fd, step=step, state=copy.deepcopy(ema_model.state_dict()))
+            return {"fd_train_2step": fd}
+
         tic = time.process_time()
-        result = Trainer(student_from_teacher(teacher), objective, data, config=cfg).fit()
+        result = Trainer(student_from_teacher(teacher), objective, data, config=cfg, evaluator=select).fit()
         cpu = time.process_time() - tic
-        f = objective.wrap(result.ema_model)
+        chosen = result.ema_model
+        chosen.load_state_dict(best["state"])
+        selection[label] = {"step": best["step"], "fd_train_2step": round(best["fd"], 3), "curve": best["curve"]}
+        f = objective.wrap(chosen)
         with torch.no_grad():
-            for nfe in (1, 2, 4):
-                record(f"{label} {nfe}-step", sdeflow.sample(f, p, x, solver="consistency", nfe=nfe).samples, nfe, steps, cpu)
-    tic = time.process_time()
-    rounds = progressive_distillation(teacher, data, UniformLogSNR()(p, 16), rounds=4,
-                                      config=TrainConfig(steps=max(1, steps // 4), batch_size=64, lr=2e-5, warmup_steps=20,
-                                                         progress=args.progress, log_every=10))
-    cpu = time.process_time() - tic
-    with torch.no_grad():
-        for r in rounds:
-            if r.steps in (1, 2, 4):
-                record(f"PD {r.steps}-step", sdeflow.sample(r.model, p, x, solver="ddim", grid=r.ts).samples, r.steps,
-                       sum(q.train_steps for q in rounds if q.steps >= r.steps), cpu)
-    return {"env": _env(), "n": n, "steps": steps, "rows": rows}
+            for nfe, eta in ((1, None), (2, 1.0), (2, 0.0), (4, 1.0), (4, 0.0)):
+                name = f"{label} {nfe}-step" + ("" if eta in (None, 1.0) else f" (eta {eta:g})")
+                record(name, sdeflow.sample(f, p, x, solver="consistency", nfe=nfe, eta=eta or 0.0, seed=1).samples,
+                       nfe, best["step"], cpu, eta)
+    if "pd" in methods:
+        tic = time.process_time()
+        rounds = progressive_distillation(teacher, data, UniformLogSNR()(p, 16), rounds=4,
+                                          config=TrainConfig(steps=max(1, steps // 4), batch_size=64, lr=lr, warmup_steps=20,
+                                                             progress=args.progress, log_every=10))
+        cpu = time.process_time() - tic
+        with torch.no_grad():
+            for r in rounds:
+                if r.steps in (1, 2, 4):
+                    record(f"PD {r.steps}-step", sdeflow.sample(r.model, p, x, solver="ddim", grid=r.ts).samples, r.steps,
+                           sum(q.train_steps for q in rounds if q.steps >= r.steps), cpu)
+    prefixes = {"cd": "CD ", "ect": "ECT ", "pd": "PD "}
+    path = getattr(args, "digits_json", None)
+    if path is not None and Path(path).exists():
+        old = json.loads(Path(path).read_text())
+        if old.get("n") == n and old.get("steps") == steps and old.get("lr", lr) == lr:
+            kept = [r for r in old["rows"] if any(r["method"].startswith(prefixes[m]) for m in prefixes if m not in methods)]
+            rows = rows[:2] + kept + rows[2:]
+    order = {"CD": 0, "ECT": 1, "PD": 2}
+    rows = rows[:2] + sorted(rows[2:], key=lambda r: order.get(r["method"].split()[0], 3))
+    if path is not None and Path(path).exists() and old.get("n") == n and old.get("steps") == steps:
+        selection = {**{k: v for k, v in old.get("selection", {}).items() if k.lower() not in methods}, **selection}
+    return {"env": _env(), "n": n, "steps": steps, "lr": lr, "rows": rows, "selection": selection}
 
 
 def _figures(report: dict, folder: Path) -> list[str]:
@@ -228,12 +276,13 @@ def _markdown(report: dict, figures: list[str], command: str) -> str:
         f"Protocol: EDM process; W2 = exact Wasserstein-2 (POT) between {a['n']} generated and {a['n']} fresh true "
         f"samples, {a['seeds']} seeds (mean +- sd); floor = W2 between two fresh true sample sets. Teacher: the exact "
         "denoiser, Heun on the probability-flow ODE at 35 calls. Students: MLP (width 128 in 2-D, 256 in 16-D, "
-        f"3 blocks) with EDM preconditioning, {a['steps']} steps of batch 256, lr 1e-3; CD from the exact teacher "
-        f"(Heun step, N = 18, EMA target 0.95, squared L2; samples from the EMA); CT from {a['n_data']} data samples "
-        f"(improved CT: curriculum s0 = 10 to s1 = {a['ct_s1']} over the run, log-normal levels, pseudo-Huber, no EMA "
-        "target; samples from the 0.999 EMA). 2-step sampling: the default ConsistencyGrid (Karras midpoint, "
-        "sigma = 2.52) with the solver's default eta = 0 (the noise the model implies is re-used at the second level; "
-        "eta = 1 is Song et al.'s fresh noise).",
+        f"3 blocks) with EDM preconditioning, batch 256, lr 1e-3; CD ({a['steps']} steps) from the exact teacher "
+        f"(Heun step, N = 18, EMA target 0.95, squared L2; samples from the EMA); CT ({a.get('ct_steps') or a['steps']} steps) "
+        f"from {a['n_data']} data samples (improved CT: curriculum s0 = 10 to s1 = {a['ct_s1']} over the run, log-normal "
+        "levels, pseudo-Huber, no EMA target; samples from the 0.999 EMA). 2-step sampling: the default ConsistencyGrid "
+        "(Karras midpoint, sigma = 2.52) with fresh noise at the second level (eta = 1: Song et al.'s Algorithm 1, the "
+        "one that is exact for an exact consistency function, since only fresh noise puts the state on the marginal of "
+        "its level; the solver's deterministic default, eta = 0, re-uses the noise the model implies, see the digits rows).",
         "",
         "Goals (issue 14): CD 1 step <= 1.2x the teacher's W2, CD 2 steps <= 1.05x, CT 2 steps <= 1.5x.",
         "",
@@ -263,8 +312,10 @@ def _markdown(report: dict, figures: list[str], command: str) -> str:
                   f"--digits-n {digits['n']}` (load average {digits['env']['load_average_1min']} at the start). Teacher: the "
                   "cached digits U-Net of benchmarks/networks.py (VP, eps), sampled with sdeflow's default (UniPC). "
                   f"Students start from the teacher's weights: CD (Heun step, N = 18, EMA target 0.95), ECT "
-                  f"(d = steps/8), {digits['steps']} steps of batch 64, lr 2e-5; PD: 4 rounds of {max(1, digits['steps'] // 4)} "
-                  "steps from a 16-step DDIM grid uniform in log-SNR. Protocol: Frechet distance in the shipped classifier's "
+                  f"(d = steps/8), {digits['steps']} steps of batch 64, lr {digits.get('lr', 2e-5):g}, samples from the 0.95 EMA; "
+                  f"PD: 4 rounds of {max(1, digits['steps'] // 4)} steps from a 16-step DDIM grid uniform in log-SNR. "
+                  "Multistep consistency rows use fresh noise (eta = 1, Song et al.'s Algorithm 1) at the default levels "
+                  "unless marked eta 0 (the implied noise re-used). Protocol: Frechet distance in the shipped classifier's "
                   f"features of {digits['n']} samples (same starting noise for every row) against the 359 held-out digits "
                   "(floor: the training digits' distance), and the share of samples classified with confidence above 0.5.", "",
                   "| method | model calls / sample | Frechet distance | x teacher-35 | confident share | training steps | training CPU s |",
@@ -273,10 +324,17 @@ def _markdown(report: dict, figures: list[str], command: str) -> str:
             lines.append(f"| {r['method']} | {r['nfe']} | {r['frechet_distance']:.3f} | {r['frechet_distance'] / t35:.2f} | "
                          f"{r['confident_fraction']:.3f} | {r['train_steps']} | {r['cpu_seconds']} |")
         floor = digits["rows"][0]["frechet_floor"]
-        best2 = min((r for r in digits["rows"] if r["nfe"] == 2 and not r["method"].startswith("PD")), key=lambda r: r["frechet_distance"])
+        best2 = min((r for r in digits["rows"] if r["nfe"] == 2 and not r["method"].startswith("PD") and "eta 0" not in r["method"]),
+                    key=lambda r: r["frechet_distance"])
         ok = best2["frechet_distance"] <= 1.5 * t35
+        for label, sel in digits.get("selection", {}).items():
+            curve = ", ".join(f"{st}: {fd:.1f}" for st, fd in sel["curve"])
+            lines += ["", f"{label}: the weights of step {sel['step']} of {digits['steps']} (the EMA's), chosen by the 2-step "
+                      f"samples' Frechet distance to the *training* digits, evaluated every {max(1, digits['steps'] // 10)} "
+                      f"steps ({curve}); the held-out digits score the rows. The CPU column is the whole run's, the "
+                      "evaluations included."]
         lines += ["", f"Floor (training digits): {floor:.3f}. Goal (2-step consistency samples <= 1.5x the teacher's 35-call "
-                  f"Frechet distance): best 2-step consistency row {best2['method']} at {best2['frechet_distance'] / t35:.2f}x, "
+                  f"Frechet distance; Algorithm 1 rows): best 2-step consistency row {best2['method']} at {best2['frechet_distance'] / t35:.2f}x, "
                   f"{'met' if ok else 'NOT met'}.", ""]
     else:
         lines += ["", "The digits rows (issue 14, benchmark 2) are not in this report: run "
@@ -291,12 +349,17 @@ def main(argv=None) -> int:
                         help="default: ring2d and mixture16d (quick: ring2d); digits runs apart (its JSON is merged into the report)")
     parser.add_argument("--digits-steps", type=int, default=600, help="digits: training steps of CD and ECT (PD: a quarter per round)")
     parser.add_argument("--digits-n", type=int, default=1000, help="digits: samples per row")
+    parser.add_argument("--digits-lr", type=float, default=1e-4, help="digits: peak learning rate of CD, ECT and PD")
+    parser.add_argument("--digits-methods", nargs="+", choices=["cd", "ect", "pd"], default=["cd", "ect", "pd"],
+                        help="digits: which students to train (the other methods' rows of an earlier run with the same "
+                             "settings are kept)")
     parser.add_argument("--render", action="store_true", help="only rewrite the report from the saved JSON files")
     parser.add_argument("--steps", type=int, default=None, help="training steps per student (default 6000; quick 300)")
     parser.add_argument("--n", type=int, default=None, help="samples per W2 (default 10000; quick 2000)")
     parser.add_argument("--seeds", type=int, default=None, help="W2 seeds (default 5; quick 2)")
     parser.add_argument("--n-data", type=int, default=50_000, help="training samples of the data (CT) and of the CD noising")
     parser.add_argument("--ct-s1", type=int, default=160, help="improved CT's final discretization s1")
+    parser.add_argument("--ct-steps", type=int, default=None, help="training steps of CT (default: --steps)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS-few-step.md")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "few_step.json")
     parser.add_argument("--figures", type=Path, default=ROOT / "benchmarks" / "figures")
@@ -310,6 +373,7 @@ def main(argv=None) -> int:
     command = "python benchmarks/few_step.py " + " ".join(argv if argv is not None else sys.argv[1:])
     digits_json = args.json.with_name(args.json.stem + "_digits.json")
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.digits_json = digits_json
     if "digits" in args.problems and not args.render:
         digits_json.write_text(json.dumps(run_digits(args), indent=2, default=float))
         args.problems = [p for p in args.problems if p != "digits"]
@@ -324,7 +388,13 @@ def main(argv=None) -> int:
         figures = [f for f in ("benchmarks/figures/few_step_ring2d.png",) if (ROOT / f).exists()] + _figures(report, args.figures)
     else:
         report = run(args)
+        if args.json.exists():  # problems not re-run keep their rows (e.g. ring2d and mixture16d run side by side)
+            earlier = json.loads(args.json.read_text())
+            merged = {**earlier.get("problems", {}), **report["problems"]}
+            report["problems"] = {k: merged[k] for k in sorted(merged, key=lambda k: list(PROBLEMS).index(k) if k in PROBLEMS else 99)}
         figures = _figures(report, args.figures)
+        if "ring_samples" not in report and (ROOT / "benchmarks/figures/few_step_ring2d.png").exists():
+            figures = ["benchmarks/figures/few_step_ring2d.png"] + figures
         report = {k: v for k, v in report.items() if k != "ring_samples"}
         report["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         report["command"] = command.strip()

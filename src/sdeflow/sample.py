@@ -315,7 +315,7 @@ def sample(
     _check_start(problem, float(ts[0]), denoiser.prediction)
 
     noise = brownian
-    if bool(solver_obj.stochastic) and noise is None:
+    if solver_obj.draws_noise(ts) and noise is None:
         if seed is None and generator is None:
             raise ValueError(
                 f"solver {solver_obj.name!r} is stochastic: pass seed= (per-sample seeds), generator= or brownian="

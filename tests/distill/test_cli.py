@@ -53,7 +53,7 @@ def test_distill_cd_writes_a_consistency_checkpoint_and_resumes_exactly(teacher,
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     f, process, config = load_consistency_model(tmp_path / "a")
     assert config["objective"]["name"] == "cd" and config["objective"]["teacher"].endswith("run")
-    r = sdeflow.sample(f, process, process.prior_sample((8, 2), seeds=0), solver="consistency", nfe=2)
+    r = sdeflow.sample(f, process, process.prior_sample((8, 2), seeds=0), solver="consistency", nfe=2, seed=0)
     assert r.nfe == 2 and torch.isfinite(r.samples).all()
     # `sdeflow sample --ckpt` knows the kind: with no --solver it runs the consistency sampler (2 calls
     # here), and its samples are the consistency function's own, mapped back to data space: equal to
@@ -68,11 +68,11 @@ def test_distill_cd_writes_a_consistency_checkpoint_and_resumes_exactly(teacher,
     expected = transform_to_data(r.samples, config["data"].get("transform"))
     got = torch.as_tensor(np.load(tmp_path / "s" / "samples.npz")["samples"])
     assert torch.allclose(got.to(expected.dtype), expected, rtol=1e-5, atol=1e-6)
-    # Song et al.'s fresh noise through the solver option, still the consistency sampler (seeded per sample).
-    assert main(["sample", "--ckpt", str(tmp_path / "a"), "--nfe", "2", "--n", "8", "-o", "eta=1",
+    # The implied noise (eta = 0) through the solver option, still the consistency sampler.
+    assert main(["sample", "--ckpt", str(tmp_path / "a"), "--nfe", "2", "--n", "8", "-o", "eta=0",
                  "--out", str(tmp_path / "s1"), "--json"]) == 0
     report = _json(capsys)
-    assert report["solver"] == "consistency" and report["solver_options"] == {"eta": 1} and report["nfe"] == 2
+    assert report["solver"] == "consistency" and report["solver_options"] == {"eta": 0} and report["nfe"] == 2
 
 
 def test_distill_pd_halves_the_steps_per_round(teacher, tmp_path, capsys):

@@ -70,19 +70,23 @@ def test_consistency_function_of_the_exact_denoiser_far_from_the_boundary(name):
 @pytest.mark.parametrize("name", PROCESSES)
 @pytest.mark.parametrize("nfe", [1, 2, 3])
 def test_one_and_multistep_sampling_on_every_process(name, nfe):
-    # Expected: nfe model calls exactly, finite samples, no seed needed (eta = 0 by default); one step
-    # equals f(x_T, T) itself; with eta = 1 (fresh noise) a seed is needed and the samples differ.
+    # Expected: nfe model calls exactly, finite samples; one step equals f(x_T, T) itself and needs no
+    # seed (no noise is injected); several steps inject fresh noise by default (eta = 1, Song et al.'s
+    # Algorithm 1), so they need a seed, and eta = 0 (the implied noise) runs without one and differs.
     p = get(name)
     f = ConsistencyFunction(ring2d().model(p, _kind(name)), p)
     x = p.prior_sample((50, 2), seeds=0, dtype=F64)
-    r = sdeflow.sample(f, p, x, solver="consistency", nfe=nfe)
-    assert r.nfe == nfe and r.ts.numel() == nfe + 1 and float(r.ts[-1]) == 0.0
-    assert torch.isfinite(r.samples).all()
     if nfe == 1:
+        r = sdeflow.sample(f, p, x, solver="consistency", nfe=nfe)
         assert torch.allclose(r.samples, f(x, p.T) * p.alpha(torch.tensor(0.0, dtype=F64)), atol=1e-12)
     else:
-        fresh = sdeflow.sample(f, p, x, solver="consistency", nfe=nfe, eta=1.0, seed=3)
-        assert fresh.nfe == nfe and torch.isfinite(fresh.samples).all() and not torch.equal(fresh.samples, r.samples)
+        with pytest.raises(ValueError, match="pass seed"):
+            sdeflow.sample(f, p, x, solver="consistency", nfe=nfe)
+        r = sdeflow.sample(f, p, x, solver="consistency", nfe=nfe, seed=3)
+        implied = sdeflow.sample(f, p, x, solver="consistency", nfe=nfe, eta=0.0)
+        assert implied.nfe == nfe and torch.isfinite(implied.samples).all() and not torch.equal(implied.samples, r.samples)
+    assert r.nfe == nfe and r.ts.numel() == nfe + 1 and float(r.ts[-1]) == 0.0
+    assert torch.isfinite(r.samples).all()
 
 
 def test_multistep_accepts_a_custom_grid_and_reinjects_noise_exactly():
@@ -115,7 +119,7 @@ def test_bad_input_gets_clear_errors():
         sdeflow.sample(eps_model, p, x, solver="consistency", nfe=1)
     f = ConsistencyFunction(eps_model, p)
     with pytest.raises(ValueError, match="pass seed"):
-        sdeflow.sample(f, p, x, solver="consistency", nfe=2, eta=1.0)
+        sdeflow.sample(f, p, x, solver="consistency", nfe=2)
     with pytest.raises(ValueError, match="levels holds 2"):
         sdeflow.sample(f, p, x, solver="consistency", steps=2, grid=ConsistencyGrid(levels=[5.0, 1.0]), seed=0)
     with pytest.raises(ValueError, match="strictly decreasing"):

@@ -64,6 +64,14 @@ class Solver(ABC):
         """The ``eta`` of the reverse-time SDE this solver integrates (0: probability-flow ODE)."""
         return 1.0 if self.stochastic else 0.0
 
+    def draws_noise(self, ts: torch.Tensor) -> bool:
+        """Whether sampling on the grid ``ts`` draws random numbers (then :func:`sdeflow.sample` needs a seed).
+
+        The default is :attr:`stochastic`; a solver that injects noise only between steps (``consistency``)
+        draws none on a one-step grid.
+        """
+        return bool(self.stochastic)
+
     def nfe(self, ts: torch.Tensor) -> int:
         """Model calls for a whole grid ``ts``; the default is ``calls_per_step`` per step."""
         return self.calls_per_step * (len(ts) - 1)
