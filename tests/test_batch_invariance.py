@@ -118,8 +118,13 @@ def test_a_sample_alone_equals_the_sample_in_a_batch_of_1000(name, options, vect
     kwargs = dict(options, seed=11)
     if not name.startswith("adaptive"):
         kwargs["steps"] = 12
-    many = sdeflow.sample(eps_model(process), process, x, prediction="eps", solver=name, **kwargs).samples
+    model, kind = eps_model(process), {"prediction": "eps"}
+    if name == "consistency":  # samples consistency functions only: the Gaussian's eps model with the boundary
+        from sdeflow.distill import ConsistencyFunction
+
+        model, kind = ConsistencyFunction(model, process, prediction="eps"), {}
+    many = sdeflow.sample(model, process, x, solver=name, **kind, **kwargs).samples
     kwargs["seed"] = 11 + 537
-    one = sdeflow.sample(eps_model(process), process, x[537:538], prediction="eps", solver=name, **kwargs).samples
+    one = sdeflow.sample(model, process, x[537:538], solver=name, **kind, **kwargs).samples
     assert torch.isfinite(many).all()
     assert torch.equal(many[537:538], one), (name, float((many[537:538] - one).abs().max()))
