@@ -270,8 +270,10 @@ def _markdown(report: dict, figures: list[str], command: str) -> str:
     lines = [
         "## Few-step generation: consistency distillation and training on exact targets",
         "",
-        f"Command: `{command}` (torch {report['env']['torch']}, {report['env']['threads']} thread, "
-        f"2 shared CPU cores, load average {report['env']['load_average_1min']} at the start).",
+        (f"Commands: one per problem, below (torch {report['env']['torch']}, {report['env']['threads']} thread each, 2 shared "
+         f"CPU cores, load average {report['env']['load_average_1min']} at the start of the last)." if report.get("commands") else
+         f"Command: `{command}` (torch {report['env']['torch']}, {report['env']['threads']} thread, "
+         f"2 shared CPU cores, load average {report['env']['load_average_1min']} at the start)."),
         "",
         f"Protocol: EDM process; W2 = exact Wasserstein-2 (POT) between {a['n']} generated and {a['n']} fresh true "
         f"samples, {a['seeds']} seeds (mean +- sd); floor = W2 between two fresh true sample sets. Teacher: the exact "
@@ -289,7 +291,9 @@ def _markdown(report: dict, figures: list[str], command: str) -> str:
     ]
     for name, rows in report["problems"].items():
         floor = rows[0]["w2_mean"]
-        lines += [f"### {name}", "", "| method | model calls / sample | W2 (mean +- sd) | x teacher | x floor | training steps | training CPU s |",
+        run_command = report.get("commands", {}).get(name)
+        lines += [f"### {name}", ""] + ([f"Command: `{run_command}`", ""] if run_command else [])
+        lines += ["| method | model calls / sample | W2 (mean +- sd) | x teacher | x floor | training steps | training CPU s |",
                   "|---|---|---|---|---|---|---|"]
         for r in rows:
             lines.append(f"| {r['method']} | {r['nfe']} | {r['w2_mean']:.4f} +- {r['w2_sd']:.4f} | {r['ratio_to_teacher']:.2f} | "
@@ -309,7 +313,8 @@ def _markdown(report: dict, figures: list[str], command: str) -> str:
         t35 = next(r["frechet_distance"] for r in digits["rows"] if r["method"].startswith("teacher") and r["nfe"] == 35)
         lines += ["", "### digits", "",
                   f"Command: `python benchmarks/few_step.py --problems digits --digits-steps {digits['steps']} "
-                  f"--digits-n {digits['n']}` (load average {digits['env']['load_average_1min']} at the start). Teacher: the "
+                  f"--digits-n {digits['n']}`, as two processes side by side, `--digits-methods ect` and `--digits-methods cd pd`, "
+                  f"whose rows merge (load average {digits['env']['load_average_1min']} at the start of the last). Teacher: the "
                   "cached digits U-Net of benchmarks/networks.py (VP, eps), sampled with sdeflow's default (UniPC). "
                   f"Students start from the teacher's weights: CD (Heun step, N = 18, EMA target 0.95), ECT "
                   f"(d = steps/8), {digits['steps']} steps of batch 64, lr {digits.get('lr', 2e-5):g}, samples from the 0.95 EMA; "
@@ -388,10 +393,13 @@ def main(argv=None) -> int:
         figures = [f for f in ("benchmarks/figures/few_step_ring2d.png",) if (ROOT / f).exists()] + _figures(report, args.figures)
     else:
         report = run(args)
+        earlier = {}
         if args.json.exists():  # problems not re-run keep their rows (e.g. ring2d and mixture16d run side by side)
             earlier = json.loads(args.json.read_text())
             merged = {**earlier.get("problems", {}), **report["problems"]}
             report["problems"] = {k: merged[k] for k in sorted(merged, key=lambda k: list(PROBLEMS).index(k) if k in PROBLEMS else 99)}
+        report["commands"] = {**earlier.get("commands", {}),
+                              **{name: command.strip() for name in args.problems}}
         figures = _figures(report, args.figures)
         if "ring_samples" not in report and (ROOT / "benchmarks/figures/few_step_ring2d.png").exists():
             figures = ["benchmarks/figures/few_step_ring2d.png"] + figures
