@@ -212,17 +212,15 @@ def run_digits(args) -> dict:
                 if r.steps in (1, 2, 4):
                     record(f"PD {r.steps}-step", sdeflow.sample(r.model, p, x, solver="ddim", grid=r.ts).samples, r.steps,
                            sum(q.train_steps for q in rounds if q.steps >= r.steps), cpu)
-    prefixes = {"cd": "CD ", "ect": "ECT ", "pd": "PD "}
+    # Rows and checkpoint choices of the methods not run here come from an earlier run with the same settings.
     path = getattr(args, "digits_json", None)
-    if path is not None and Path(path).exists():
-        old = json.loads(Path(path).read_text())
-        if old.get("n") == n and old.get("steps") == steps and old.get("lr", lr) == lr:
-            kept = [r for r in old["rows"] if any(r["method"].startswith(prefixes[m]) for m in prefixes if m not in methods)]
-            rows = rows[:2] + kept + rows[2:]
+    old = json.loads(Path(path).read_text()) if path is not None and Path(path).exists() else {}
+    if (old.get("n"), old.get("steps"), old.get("lr", lr)) == (n, steps, lr):
+        others = {"CD": "cd", "ECT": "ect", "PD": "pd"}
+        rows = rows[:2] + [r for r in old["rows"] if others.get(r["method"].split()[0]) not in (None, *methods)] + rows[2:]
+        selection = {**{k: v for k, v in old.get("selection", {}).items() if others.get(k) not in methods}, **selection}
     order = {"CD": 0, "ECT": 1, "PD": 2}
     rows = rows[:2] + sorted(rows[2:], key=lambda r: order.get(r["method"].split()[0], 3))
-    if path is not None and Path(path).exists() and old.get("n") == n and old.get("steps") == steps:
-        selection = {**{k: v for k, v in old.get("selection", {}).items() if k.lower() not in methods}, **selection}
     return {"env": _env(), "n": n, "steps": steps, "lr": lr, "rows": rows, "selection": selection}
 
 
