@@ -158,6 +158,48 @@ def test_levels_curriculum_and_distances():
     assert float(pseudo_huber(d, 12.0)) == pytest.approx(1.0)
 
 
+def test_ect_stages_follow_the_paper_from_the_first_step():
+    # Geng et al.: r = s (1 - n(s) / q^a) with a = ceil(iteration / d), iterations counted from 1. With d = 100,
+    # q = 2, k = 8, b = 1: steps 0..99 are stage 1 (r = s (1 - n(s) / 2)), steps 100..199 stage 2; at s = 10,
+    # n(s) = 1 + 8 sigmoid(-10) = 1.000363, so r = 4.99818 in stage 1 and 7.49909 in stage 2.
+    obj = EasyConsistencyTuning(EDM(), "x0", stage_steps=100)
+    s = torch.tensor([10.0], dtype=F64)
+    n_s = 1.0 + 8.0 * torch.sigmoid(torch.tensor(-10.0, dtype=F64))
+    for step, a in ((0, 1), (99, 1), (100, 2), (199, 2), (200, 3)):
+        assert float(obj.pair_levels(s, step)) == pytest.approx(float(10.0 * (1.0 - n_s / 2.0**a)), rel=1e-12), step
+
+
+class _DropoutNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2, dtype=F64)
+        self.drop = torch.nn.Dropout(0.5)
+
+    def forward(self, x, t, *labels):
+        return self.drop(self.lin(torch.cat([x, t[:, None].to(x.dtype)], dim=1)))
+
+
+def test_the_target_pass_shares_the_online_pass_dropout_masks():
+    # A pair of identical inputs has zero loss exactly when both passes drop the same units (dropout 0.5 on 64
+    # samples: independent masks differ somewhere with probability 1 - 2^-128). The global generator ends where
+    # one pass would leave it, so the step's other draws do not depend on the second pass.
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator (the trainer forks it per step)
+        p = EDM()
+        model = DiffusionModel(_DropoutNet(), p, "x0").train()
+        obj = EasyConsistencyTuning(p, "x0", stage_steps=10)
+        x = torch.randn(64, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+        t = torch.full((64,), 1.0, dtype=F64)
+        torch.manual_seed(5)
+        out = obj._pair_loss(model, None, x, t, x, t, torch.ones(64, dtype=F64))
+        assert float(out.per_sample.detach().abs().max()) == 0.0
+        after = torch.rand(1)
+        torch.manual_seed(5)
+        model(x, t)
+        assert torch.equal(after, torch.rand(1))
+        with torch.no_grad():  # the control: two passes with their own masks differ
+            assert not torch.equal(model(x, t), model(x, t))
+
+
 def test_vectorized_heun_teacher_step_equals_the_solver_step_per_level():
     # Expected: the batched Heun step (per-sample step sizes) equals sdeflow's heun solver run level by
     # level, to float64 round-off (1e-12).

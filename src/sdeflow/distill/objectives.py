@@ -23,9 +23,16 @@ levels is Karras et al.'s (``rho = 7``) from ``s_min = s(t_min)`` to ``s_max = m
   ``level_sampling="lognormal"`` (``p(n) ~ erf((ln s_{n+1} - P_mean)/(sqrt2 P_std)) - erf((ln s_n - P_mean)/(sqrt2 P_std))``),
   ``weighting="ict"`` (``lambda = 1/(s_{n+1} - s_n)``), ``distance="pseudo_huber"`` and no EMA target.
 * :class:`EasyConsistencyTuning` (Geng et al. 2024): continuous levels, ``s ~ lognormal(P_mean, P_std)``,
-  ``r = s (1 - n(s)/q^a)`` with ``n(s) = 1 + k sigmoid(-b s)``, ``a = floor(step/d)`` the stage
-  (``r`` clamped to ``s_min``, where the target is the data's own noised point: stage 0 is diffusion
-  training), weight ``1/(s - r)``; started from a trained diffusion model's weights.
+  ``r = s (1 - n(s)/q^a)`` with ``n(s) = 1 + k sigmoid(-b s)``, ``a = ceil(i/d)`` the stage of
+  iteration ``i = step + 1`` (so ``a = 1`` from the first step, as in the paper; ``r`` clamped to
+  ``s_min``, where the target is the data's own noised point), weight ``1/(s - r)``; started from a
+  trained diffusion model's weights.
+
+Dropout: the target pass of a pair re-uses the online pass's dropout masks (the global generator's
+state, which the trainer seeds per step, is restored between the two passes), as in the ECT and
+improved-CT recipes: with independent masks the target would differ from the online output by the
+dropout noise even at ``r = s``, and the loss would pull the two masks' outputs together instead of
+the two levels'.
 * :class:`ProgressiveDistillation` (Salimans & Ho 2022, Algorithm 2): on a grid of ``N`` steps
   (``N`` even) the student's one DDIM step from ``t = ts[2j]`` to ``t'' = ts[2j+2]`` regresses the
   teacher's two DDIM steps through ``t' = ts[2j+1]``: the target
@@ -172,8 +179,17 @@ class ConsistencyObjective(Objective):
         return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=generator.device).to(x0.device)
 
     def _pair_loss(self, model, target_model, x_hi, t_hi, x_lo, t_lo, weight) -> LossOutput:
-        """``weight d(f_theta(x_hi, t_hi), f_theta-(x_lo, t_lo))`` per sample; the target without gradient."""
+        """``weight d(f_theta(x_hi, t_hi), f_theta-(x_lo, t_lo))`` per sample; the target without gradient.
+
+        Both passes draw the same dropout masks (see the module docstring).
+        """
+        cuda = x_hi.device.type == "cuda"
+        cpu_state = torch.get_rng_state()
+        cuda_state = torch.cuda.get_rng_state(x_hi.device) if cuda else None
         online = self.wrap(model)(x_hi, t_hi)
+        torch.set_rng_state(cpu_state)
+        if cuda:
+            torch.cuda.set_rng_state(cuda_state, x_hi.device)
         with torch.no_grad():
             target = self.wrap(target_model if target_model is not None else model)(x_lo, t_lo)
         per = self.distance(online - target.detach(), self.huber_c) * weight.to(x_hi.dtype)
@@ -343,7 +359,7 @@ class EasyConsistencyTuning(ConsistencyObjective):
     """Easy consistency tuning (Geng et al. 2024): continuous-level CT from a diffusion model's weights.
 
     Args:
-        stage_steps: ``d``, the steps per stage (``a = floor(step / d)``; default ``total_steps // 8``).
+        stage_steps: ``d``, the steps per stage (``a = floor(step / d) + 1``; default ``total_steps // 8``).
         total_steps: the run's length (for the default ``stage_steps``).
         q: the shrink factor of ``s - r`` per stage (2).
         k, b: ``n(s) = 1 + k sigmoid(-b s)`` (8 and 1).
@@ -374,7 +390,7 @@ class EasyConsistencyTuning(ConsistencyObjective):
 
     def pair_levels(self, s: torch.Tensor, step: int) -> torch.Tensor:
         """``r(s)`` at ``step``: ``max(s (1 - n(s)/q^a), s_min)``, float64."""
-        a = step // self.stage_steps
+        a = step // self.stage_steps + 1  # ceil((step + 1) / d): the paper's stage of iteration step + 1
         n_s = 1.0 + self.k * torch.sigmoid(-self.b * s)
         return torch.clamp(s * (1.0 - n_s / self.q**a), min=self.s_min)
 
