@@ -148,7 +148,7 @@ def gradient_spread(dim: int = 8, n: int = 20_000, levels=(0.6, 1.0, 2.0, 4.0, 8
     The loss is quadratic in ``(u, b)``, so central differences give each sample's exact gradient at
     ``(0, 0)``; the table is their standard deviation over ``n`` samples (the noise of a minibatch
     gradient is this divided by ``sqrt(batch)``). The model's Jacobian is diagonal, so SURE's one
-    Rademacher probe gives its divergence exactly: what SURE adds is the spread of ``|h - xt|^2``.
+    Rademacher probe gives its divergence exactly: what SURE adds is the spread of ``|h - y|^2``.
     """
     gen = torch.Generator().manual_seed(0)
     mean = 0.5 * torch.randn(dim, generator=gen, dtype=torch.float64)
@@ -165,16 +165,19 @@ def gradient_spread(dim: int = 8, n: int = 20_000, levels=(0.6, 1.0, 2.0, 4.0, 8
                       "sure": (NoisyDataObjective(process, "v", sigma_n=SIGMA_N, method="sure", time_sampler=at), y)}
         row = {"noise_level": level}
         for name, (objective, data) in objectives.items():
-            grads = []
+            grads, curvature = [], []
             for k in range(2):
                 h = 1e-3
                 losses = []
-                for sign in (1.0, -1.0):
+                for sign in (1.0, 0.0, -1.0):
                     theta = [torch.tensor(sign * h if k == j else 0.0, dtype=torch.float64) for j in range(2)]
                     model = _PerturbedGaussian(process, mean, std, *theta)
                     losses.append(objective.loss(model, data, generator=torch.Generator().manual_seed(5)).per_sample.detach())
-                grads.append((losses[0] - losses[1]) / (2 * h))
+                grads.append((losses[0] - losses[2]) / (2 * h))
+                curvature.append(float((losses[0] - 2 * losses[1] + losses[2]).mean()) / h**2)
             row[name] = torch.stack(grads, 1).std(0).tolist()
+            # the gradient noise in units of the loss's curvature: the parameter error one sample's gradient step carries
+            row[name + "_noise"] = [g / c for g, c in zip(row[name], curvature)]
         rows.append(row)
     return {"dim": dim, "n": n, "sigma_n": SIGMA_N, "rows": rows}
 
@@ -278,16 +281,18 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
     spread = ROOT / "benchmarks" / "results" / "corrupted_gradient_spread.json"
     if spread.exists():  # python benchmarks/corrupted.py --gradient-spread
         rec = json.loads(spread.read_text())
-        lines += ["", "### Why SURE lags in 8-D: the spread of its gradient", "",
-                  f"Per-sample gradient standard deviation at the exact denoiser of an {rec['dim']}-D Gaussian, for the two "
-                  "parameters (u, b) of `exact + u xt + b` (v prediction, cosine process, sigma_n = "
-                  f"{rec['sigma_n']}, {rec['n']} samples, one noise level at a time; exact per-sample gradients: the loss is "
-                  "quadratic in (u, b)). Command:", "", "    OMP_NUM_THREADS=1 python benchmarks/corrupted.py --gradient-spread", "",
+        lines += ["", "### The noisy-data objectives' gradient noise", "",
+                  f"At the exact denoiser of an {rec['dim']}-D Gaussian, for the two parameters (u, b) of `exact + u xt + b` (v "
+                  f"prediction, cosine process, sigma_n = {rec['sigma_n']}, {rec['n']} samples, one noise level at a time; exact "
+                  "per-sample gradients and curvature: the loss is quadratic in (u, b)): the per-sample gradient's standard "
+                  "deviation divided by the mean loss's curvature, i.e. the parameter error one sample's gradient carries (lower "
+                  "is better; the raw standard deviations are in the records). Command:", "",
+                  "    OMP_NUM_THREADS=1 python benchmarks/corrupted.py --gradient-spread", "",
                   "| noise level s | clean DSM (u, b) | double Tweedie (u, b) | SURE (u, b) | SURE / Tweedie (u, b) |", "|---|---|---|---|---|"]
         for r in rec["rows"]:
-            ratio = [a / b for a, b in zip(r["sure"], r["tweedie"])]
-            lines.append(f"| {r['noise_level']} | " + " | ".join(", ".join(f"{v:.3g}" for v in r[k]) for k in ("clean", "tweedie", "sure"))
-                         + f" | {ratio[0]:.1f}x, {ratio[1]:.1f}x |")
+            ratio = [a / b for a, b in zip(r["sure_noise"], r["tweedie_noise"])]
+            lines.append(f"| {r['noise_level']} | " + " | ".join(", ".join(f"{v:.3g}" for v in r[k + '_noise']) for k in ("clean", "tweedie", "sure"))
+                         + f" | {ratio[0]:.2f}x, {ratio[1]:.2f}x |")
     digits = ROOT / "benchmarks" / "results" / "corrupted_digits.jsonl"
     if digits.exists():  # python benchmarks/corrupted_digits.py
         recs = [json.loads(line) for line in digits.read_text().splitlines() if line.strip()]

@@ -7,7 +7,8 @@ MLP on the 64 pixels), VP process, eps prediction, trained with the same budget:
 
 * ``clean``: denoising score matching on the clean digits (the reference);
 * ``naive``: denoising score matching on the noisy digits; ``tweedie``: double Tweedie with the
-  consistency term (:class:`sdeflow.training.corrupted.NoisyDataObjective`);
+  consistency term (:class:`sdeflow.training.corrupted.NoisyDataObjective`); ``sure``: the same with
+  Stein's unbiased risk estimate above the noise level;
 * ``naive-mask``: denoising score matching on the zero-filled masked digits; ``ambient``: Ambient
   Diffusion (:class:`sdeflow.training.ambient.AmbientObjective`, ``delta = 0.1``) on the masked
   digits, the network told the mask (:class:`sdeflow.nn.MaskedNet`: a U-Net on 2 channels), sampled
@@ -43,7 +44,7 @@ from sdeflow.training.corrupted import NoisyDataObjective
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGMA_N, MISSING, DELTA = 0.2, 0.5, 0.1
-METHODS = ("clean", "naive", "tweedie", "naive-mask", "ambient", "ambient-fixed")
+METHODS = ("clean", "naive", "tweedie", "sure", "naive-mask", "ambient", "ambient-fixed")
 SHAPE = (1, 8, 8)
 
 
@@ -68,8 +69,9 @@ def run_one(method: str, seed: int, args) -> dict:
         data, objective = pack_masked(x, mask), AmbientObjective(process, "eps", delta=DELTA)
     else:
         net = network(SHAPE[0])
-        data = {"clean": x, "naive": y, "tweedie": y, "naive-mask": x * mask}[method]
-        objective = NoisyDataObjective(process, "eps", sigma_n=SIGMA_N) if method == "tweedie" else DenoisingScoreMatching(process, "eps")
+        data = {"clean": x, "naive": y, "tweedie": y, "sure": y, "naive-mask": x * mask}[method]
+        objective = (NoisyDataObjective(process, "eps", sigma_n=SIGMA_N, method=method) if method in ("tweedie", "sure")
+                     else DenoisingScoreMatching(process, "eps"))
     config = TrainConfig(steps=args.steps, batch_size=args.batch, lr=2e-3, warmup_steps=100, ema_decay=0.999, seed=seed, progress=False)
     tic = time.process_time()
     model = Trainer(DiffusionModel(net, process, "eps"), objective, data, config=config).fit().ema_model

@@ -22,12 +22,18 @@ once to ``y`` (noise ``sqrt(s^2 - sigma_n^2)``) about the same density of ``xt``
 
 so regressing ``g = ((s^2 - sigma_n^2) h + sigma_n^2 xt) / s^2`` on ``y`` has minimizer
 ``g* = E[y | xt]``, i.e. ``h* = E[x0 | xt]``, the clean law's denoiser (:func:`double_tweedie`).
-The SURE alternative (Stein 1981; Kawar et al. 2024, Aali et al. 2023) regresses ``h`` on ``xt``
-itself with Stein's unbiased risk estimate of ``E|h - x0|^2``:
+The SURE alternative (Stein 1981; Kawar et al. 2024, Aali et al. 2023) replaces the unseen ``x0`` in
+``|h(xt) - x0|^2`` by Stein's unbiased risk estimate. It is taken about the data's own noise
+``y - x0 = sigma_n z`` (``xt = y + sqrt(s^2 - sigma_n^2) w`` depends on ``z`` through ``y``, so
+Stein's lemma gives ``E[h . (y - x0)] = E[sum_i sigma_n,i^2 dh_i/dxt_i]``):
 
-    SURE(h) = |h(xt) - xt|^2 + 2 s^2 div_xt h(xt) - D s^2 ,       E[SURE] = E|h(xt) - x0|^2
+    SURE(h) = |h(xt) - y|^2 + 2 sum_i sigma_n,i^2 dh_i/dxt_i - sum_i sigma_n,i^2 ,    E[SURE] = E|h(xt) - x0|^2
 
-with the divergence from one Rademacher probe ``b``: ``div h ~ b . (dh/dxt) b`` (Hutchinson 1989).
+with the divergence from one Rademacher probe ``b``: ``sum_i sigma_n,i^2 dh_i/dxt_i ~ b . J^T (sigma_n^2 b)``,
+``J = dh/dxt`` (Hutchinson 1989). The same estimate about the whole noise ``xt - x0 = s eps``
+(``|h - xt|^2 + 2 s^2 div h - D s^2``) has the same expectation, but its residual and divergence
+terms grow as ``s^2`` rather than ``sigma_n^2``: its gradient noise was ``s / sigma_n`` times larger, and it
+trained to W2 9.2x the clean-data model's in 2-D and 3.4x in 8-D (BENCHMARKS-corrupted.md before this form).
 
 Below the noise level (``s < sigma_n``) ``xt`` cannot be drawn from ``y``. The exact denoiser is a
 martingale along the reverse process: ``E[h(x_{t'}, t') | x_u] = h(x_u, u)`` for ``t' < u``
@@ -96,7 +102,7 @@ __all__ = [
 ]
 
 NOISY_METHODS = ("tweedie", "sure")
-CONSISTENCY_STEPS = 1
+CONSISTENCY_STEPS = 4
 """Default length of the model's own ancestral chain that draws the consistency term's ``x'`` (see :class:`NoisyDataObjective`)."""
 
 
@@ -169,7 +175,7 @@ class NoisyDataObjective(Objective):
     **The consistency term's** ``x'`` (noise level ``s' < sigma_n``) is drawn from the anchor ``xt_u``
     (level ``s_u = sqrt(2) max sigma_n``) by the model's own ancestral chain of ``consistency_steps``
     steps, levels ``s_u (s' / s_u)^(k / K)``, each step the Gaussian bridge of the module docstring
-    from the model's ``x0`` estimate at the current level (no gradient). One step (the default) has the
+    from the model's ``x0`` estimate at the current level (no gradient). One step has the
     exact mean of ``x'`` given ``x_u``, so for a denoiser linear in ``xt`` (Gaussian data) it is unbiased;
     for other data it leaves out the spread of ``x0`` given ``x_u`` (the law of ``x'`` given ``x_u`` has the
     extra covariance ``(1 - r)^2 Cov[x0 | x_u]``, ``r = s'^2 / s_u^2``). A longer chain approaches the law as
@@ -183,15 +189,19 @@ class NoisyDataObjective(Objective):
     with double Tweedie on the mixtures of ``benchmarks/corrupted.py`` (W2 on 10,000 points, seed 0, 3,000
     steps): in 2-D (clean model 0.057, floor 0.074) one step with ``"dsm"`` weights 0.179, four steps 0.188;
     one step with ``"anchor"`` 0.150, four steps 0.120; in 8-D (clean 0.383, floor 0.441) ``"dsm"`` 0.449,
-    ``"anchor"`` 0.421 with one or four steps. One seed, so the defaults are the weighting whose argument is
-    general and the cheaper chain.
+    ``"anchor"`` 0.421 with one or four steps. With SURE (the estimate about ``y``'s noise) in 2-D, four
+    steps against one on seeds 0-4: 0.096 / 0.094 / 0.093 / 0.095 / 0.124 against 0.108 / 0.123 / 0.124 /
+    0.112 / 0.124; on noisy digits (``sigma_n = 0.2``, a small U-Net, 800 steps) double Tweedie's Frechet
+    distance 18.7 against 26.5. So the defaults are the weighting whose argument is general and four steps:
+    better in 5 of 6 2-D runs over the two estimates and level in the sixth, level in 8-D, better on
+    digits, at about 1.3 times the training CPU.
 
     Args:
         process, prediction, weighting, time_sampler: as for :class:`~sdeflow.training.Objective`.
         sigma_n: the data's noise level in model units (float, or a tensor of the event shape).
         method: ``"tweedie"`` or ``"sure"``.
         consistency: weight of the consistency term below ``sigma_n``.
-        consistency_steps: steps of the chain that draws ``x'`` (1: the single Gaussian bridge).
+        consistency_steps: steps of the chain that draws ``x'`` (default 4; 1: the single Gaussian bridge).
         consistency_weighting: ``"anchor"`` or ``"dsm"`` (above).
 
     Costs per sample: one model call above ``sigma_n`` (SURE: plus one backward for the divergence,
@@ -287,14 +297,15 @@ class NoisyDataObjective(Objective):
                 g = ((s2 - nz**2) * h + nz**2 * xt) / s2
                 sq = (g - yi).pow(2).reshape(len(i), -1).mean(dim=1)
             else:
+                # Stein's unbiased risk estimate about y's noise (module docstring); per coordinate, mean over the event
                 probe = torch.where(randn(yi) > 0, 1.0, -1.0).to(dtype)
+                n2 = (nz**2).expand_as(yi)
                 with torch.enable_grad():
                     xt = xt.detach().requires_grad_(True)
                     h = self._x0(model, alpha * xt, ti, lab)
-                    (jb,) = torch.autograd.grad((h * probe).sum(), xt, create_graph=True)
+                    (jb,) = torch.autograd.grad((h * n2 * probe).sum(), xt, create_graph=True)
                 div = (jb * probe).reshape(len(i), -1).mean(dim=1)
-                s2f = s2.reshape(len(i), -1)[:, 0]
-                sq = (h - xt).pow(2).reshape(len(i), -1).mean(dim=1) + 2.0 * s2f * div - s2f
+                sq = (h - yi).pow(2).reshape(len(i), -1).mean(dim=1) + 2.0 * div - n2.reshape(len(i), -1).mean(dim=1)
             per_sample = per_sample.index_put((i,), expand_to(weight[i], sq).to(dtype) * sq)
         below = ~above
         if bool(below.any()) and self.consistency > 0:
