@@ -241,8 +241,9 @@ def summarize(path: Path, out_md: Path, command: str) -> str:
     if FULL.exists() and FULL.resolve() != path.resolve():  # the protocol, kept in its own records
         full = [json.loads(line) for line in FULL.read_text().splitlines() if line.strip()]
         seeds = sorted({r["seed"] for r in full})
-        lines += _mixture_table(full, "## Corrupted data: exact mixtures (the protocol: 3,000 steps, 10,000 W2 points, "
-                                f"seeds {seeds[0]}-{seeds[-1]} of 5 so far; the seeds column counts each row's)", FULL_COMMAND)
+        counts = {len({r["seed"] for r in full if (r["dim"], r["method"]) == key}) for key in {(r["dim"], r["method"]) for r in full}}
+        done = "all 5 seeds for every row" if counts == {5} else f"seeds {seeds[0]}-{seeds[-1]} of 5 so far; the seeds column counts each row's"
+        lines += _mixture_table(full, f"## Corrupted data: exact mixtures (the protocol: 3,000 steps, 10,000 W2 points, {done})", FULL_COMMAND)
         lines += ["", f"Records: `{FULL.relative_to(ROOT)}`.", ""]
         lines += _mixture_table(recs, "### The quick runs (1,000 steps, 2,000 W2 points, 1 seed)", command)
     else:
