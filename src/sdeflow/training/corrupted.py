@@ -191,10 +191,12 @@ class NoisyDataObjective(Objective):
     one step with ``"anchor"`` 0.150, four steps 0.120; in 8-D (clean 0.383, floor 0.441) ``"dsm"`` 0.449,
     ``"anchor"`` 0.421 with one or four steps. With SURE (the estimate about ``y``'s noise) in 2-D, four
     steps against one on seeds 0-4: 0.096 / 0.094 / 0.093 / 0.095 / 0.124 against 0.108 / 0.123 / 0.124 /
-    0.112 / 0.124; on noisy digits (``sigma_n = 0.2``, a small U-Net, 800 steps) double Tweedie's Frechet
-    distance 18.7 against 26.5. So the defaults are the weighting whose argument is general and four steps:
-    better in 5 of 6 2-D runs over the two estimates and level in the sixth, level in 8-D, better on
-    digits, at about 1.3 times the training CPU.
+    0.112 / 0.124; double Tweedie in 2-D, seeds 0-4: 0.120 / 0.149 / 0.110 / 0.145 / 0.160 against 0.150 /
+    0.161 / 0.160 / 0.164 / 0.176; in 8-D both level (means 0.420 and 0.419 with four steps); on noisy digits
+    (``sigma_n = 0.2``, a small U-Net, 800 steps, one seed) double Tweedie's Frechet distance 18.7 against
+    26.5. So the defaults are the weighting whose argument is general and four steps: better in 9 of 10 2-D
+    runs and level in the tenth, level in 8-D, better on digits, at 1.2 to 1.5 times the training CPU
+    (medians over the protocol's seeds).
 
     Args:
         process, prediction, weighting, time_sampler: as for :class:`~sdeflow.training.Objective`.
