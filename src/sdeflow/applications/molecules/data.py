@@ -24,6 +24,7 @@ RDKit is an optional extra (``pip install 'sdeflow[molecules]'``); :func:`requir
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -165,6 +166,27 @@ def conformer_seeds(seed: int, n: int) -> list[int]:
         draws *= 2
 
 
+@contextlib.contextmanager
+def _sigint_recorded():
+    """Record SIGINT in a list instead of raising inside RDKit's C++ code, which abandons the embedding and
+    returns a failure: the caller turns a recorded signal into KeyboardInterrupt. Main thread only (the only
+    one that receives signals); elsewhere the list stays empty."""
+    import signal
+    import threading
+
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if seen:
+        raise KeyboardInterrupt
+
+
 def _embed(mol, n: int, seed: int):
     from rdkit import Chem
     from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
@@ -172,12 +194,16 @@ def _embed(mol, n: int, seed: int):
     params = rdDistGeom.ETKDGv3()
     params.numThreads = 1
     params.pruneRmsThresh = -1.0
-    for i, s in enumerate(conformer_seeds(seed, n)):  # one embedding per conformer, each with its own seed
-        params.randomSeed = s
-        one = Chem.Mol(mol)
-        if rdDistGeom.EmbedMolecule(one, params) < 0:
-            raise ValueError(f"ETKDG embedded {i} of {n} conformers (seed {seed}); the molecule may be too strained to embed")
-        mol.AddConformer(one.GetConformer(), assignId=True)
+    with _sigint_recorded() as interrupted:
+        for i, s in enumerate(conformer_seeds(seed, n)):  # one embedding per conformer, each with its own seed
+            params.randomSeed = s
+            one = Chem.Mol(mol)
+            failed = rdDistGeom.EmbedMolecule(one, params) < 0
+            if interrupted:  # Ctrl-C during RDKit's embedding (which then gives up): an interrupt, not a failure
+                raise KeyboardInterrupt
+            if failed:
+                raise ValueError(f"ETKDG embedded {i} of {n} conformers (seed {seed}); the molecule may be too strained to embed")
+            mol.AddConformer(one.GetConformer(), assignId=True)
     ids = [c.GetId() for c in mol.GetConformers()]
     if not rdForceFieldHelpers.MMFFHasAllMoleculeParams(mol):
         raise ValueError("MMFF94 has no parameters for some atom of this molecule; choose a molecule of common organic elements")
