@@ -739,15 +739,26 @@ def main(argv=None) -> int:
     parser.add_argument("--check-n", type=int, default=None, help="digits samples of the reference check (default 32; the moons check uses every sample)")
     parser.add_argument("--w2-n", type=int, default=None, help="points per set of the moons' exact W2 (default: all samples)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--budgets", nargs="+", type=int, metavar="NFE", help="budgets of model calls (default: the full list)")
+    parser.add_argument("--problems", nargs="+", choices=("digits", "moons"), help="networks to run (default both)")
+    parser.add_argument("--only", nargs="+", metavar="LABEL", help="run only these of sdeflow's configurations (with --no-peers: a re-run of some rows)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     tic = time.perf_counter()
     dtype = getattr(torch, args.dtype)
     n_digits = args.digits_n or (16 if args.quick else 512)
     n_moons = args.moons_n or (500 if args.quick else 2000)
-    budgets = QUICK_BUDGETS if args.quick else BUDGETS
+    budgets = tuple(args.budgets) if args.budgets else (QUICK_BUDGETS if args.quick else BUDGETS)
     problems = make_problems(n_digits, n_moons, dtype, w2_points=args.w2_n or n_moons)
-    configs = our_configs() + ([] if args.no_peers else peer_configs())
+    if args.problems:
+        problems = [p for p in problems if p.name in args.problems]
+    ours_ = our_configs()
+    if args.only:
+        unknown = sorted(set(args.only) - {c.label for c in ours_})
+        if unknown:
+            raise SystemExit(f"--only: unknown configuration(s) {unknown}; ours are {[c.label for c in ours_]}")
+        ours_ = [c for c in ours_ if c.label in args.only]
+    configs = ours_ + ([] if args.no_peers else peer_configs())
     info = {"quick": args.quick, "threads": args.threads, "problems": {},
             "dtype_note": f"Networks and states in {args.dtype}" + (" (the networks are cast from their float32 weights), so that "
                                                                   "the errors are the solvers', not float32 round-off." if args.dtype == "float64" else ".")}

@@ -161,13 +161,13 @@ def test_order_15_srk_samplers_get_a_levy_area_tree(solver):
     assert abs(float(r.samples.std()) - 0.3) < 0.03
 
 
-def test_default_configuration_is_a_fixed_rule_of_the_budget():
-    # sample() with no solver and no grid: UniPC (bh2, corrector) of order 2 on the DDPM schedule's
-    # grid up to 10 steps, of order 3 on the grid uniform in log-SNR above, whether the budget is given
-    # as nfe or steps (the same samples, bit for bit, as naming that configuration); an explicit grid
-    # keeps the rule's solver for its step count. The choice depends on the budget alone
-    # (deterministic), never on the model. Rectified flow (infinite noise level at T) gets the grid
-    # uniform in t. Named solvers: exponential integrators on log-SNR, the others on Karras.
+def test_the_fixed_rule_of_the_budget():
+    # The fixed rule (the pilot's fallback, and the default above PILOT_MAX_NFE calls or with a grid
+    # given): UniPC (bh2, corrector) of order 2 on the DDPM schedule's grid up to 10 steps, of order 3 on
+    # the grid uniform in log-SNR above, whether the budget is given as nfe or steps (the same samples,
+    # bit for bit, as naming that configuration); an explicit grid keeps the rule's solver for its step
+    # count. Rectified flow (infinite noise level at T) gets the grid uniform in t. Named solvers:
+    # exponential integrators on log-SNR, the others on Karras.
     from sdeflow.grids import Karras, UniformLogSNR, UniformVPTime
     from sdeflow.processes import EDM, Linear
     from sdeflow.sample import DEFAULT_LOW_ORDER_MAX_STEPS, default_configuration_grid, default_grid_for, default_solver
@@ -182,13 +182,13 @@ def test_default_configuration_is_a_fixed_rule_of_the_budget():
     x = p.prior_sample((3, 2), seeds=0, dtype=torch.float64)
     model = targets.ring2d().model(p, "x0")
     for budget, order, kind in ((5, 2, UniformVPTime), (10, 2, UniformVPTime), (11, 3, UniformLogSNR), (20, 3, UniformLogSNR)):
-        r = sdeflow.sample(model, p, x, nfe=budget)
-        assert r.nfe == budget
-        torch.testing.assert_close(r.ts, kind()(p, budget), rtol=0, atol=0)
         same = sdeflow.sample(model, p, x, solver="unipc", order=order, grid=kind(), steps=budget).samples
-        torch.testing.assert_close(r.samples, same, rtol=0, atol=0)
-        torch.testing.assert_close(sdeflow.sample(model, p, x, steps=budget).samples, same, rtol=0, atol=0)
-        torch.testing.assert_close(sdeflow.sample(model, p, x, grid=r.ts).samples, same, rtol=0, atol=0)
+        rule = sdeflow.sample(model, p, x, solver=default_solver(budget), grid=default_configuration_grid(p, budget), nfe=budget)
+        assert rule.nfe == budget
+        torch.testing.assert_close(rule.ts, kind()(p, budget), rtol=0, atol=0)
+        torch.testing.assert_close(rule.samples, same, rtol=0, atol=0)
+        # A grid given (here the rule's own times) and no solver: the rule's solver for that step count.
+        torch.testing.assert_close(sdeflow.sample(model, p, x, grid=rule.ts).samples, same, rtol=0, atol=0)
     # Named one-call multistep exponential integrators follow the same rule of the budget; the others keep
     # log-SNR (single-step, stochastic) or Karras.
     for name in ("dpm_solver_pp_3m", "dpm_solver_pp_2m", "unipc", "deis", "ddim"):
@@ -200,11 +200,11 @@ def test_default_configuration_is_a_fixed_rule_of_the_budget():
         assert isinstance(default_grid_for(p, get(name)), kind), name
     # Rectified flow: uniform in t, to 0 from the spacing's own node up to 10 steps, to t_min then 0 above.
     lin = Linear()
-    r = sdeflow.sample(targets.ring2d().model(lin, "velocity"), lin, x, nfe=8)
+    vel = targets.ring2d().model(lin, "velocity")
+    r = sdeflow.sample(vel, lin, x, solver=default_solver(8), grid=default_configuration_grid(lin, 8), nfe=8)
     assert r.ts[0] == 1.0 and torch.allclose(r.ts, torch.linspace(1.0, 0.0, 9, dtype=torch.float64))
-    r = sdeflow.sample(targets.ring2d().model(lin, "velocity"), lin, x, nfe=12)
+    r = sdeflow.sample(vel, lin, x, solver=default_solver(12), grid=default_configuration_grid(lin, 12), nfe=12)
     assert torch.allclose(r.ts[:-1], torch.linspace(1.0, lin.t_min, 12, dtype=torch.float64)) and r.ts[-1] == 0
-
 
 def test_vp_time_grid_is_the_ddpm_schedule_on_every_process():
     # UniformVPTime on VP is the grid uniform in t (to 1e-12); on EDM its noise levels are VP's

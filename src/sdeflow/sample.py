@@ -16,6 +16,7 @@ from .models.denoiser import Denoiser
 from .models.parameterization import check_prediction
 from .processes.base import DiffusionProcess
 from .sdes.diffusion import ReverseDiffusionSDE
+from .pilot import PILOT_MAX_NFE
 from .solvers.base import Solver, get as get_solver
 
 __all__ = ["sample", "SampleResult", "DEFAULT_SOLVER", "DEFAULT_STEPS", "DEFAULT_LOW_ORDER_MAX_STEPS", "default_solver", "default_configuration_grid", "default_grid_for"]
@@ -74,6 +75,8 @@ class SampleResult:
         ts: the grid used, float64 ``(steps + 1,)``.
         trajectory: ``(steps + 1, batch, *event)`` states at every grid time, if asked.
         x0_trajectory: ``(steps, batch, *event)`` the x0 estimate of each step's first model call, if asked.
+        configuration: the configuration the pilot chose (:mod:`sdeflow.pilot`) when the default ran one,
+            else ``None``.
     """
 
     samples: torch.Tensor
@@ -81,6 +84,7 @@ class SampleResult:
     ts: torch.Tensor
     trajectory: torch.Tensor | None = None
     x0_trajectory: torch.Tensor | None = None
+    configuration: str | None = None
 
 
 
@@ -97,6 +101,32 @@ def check_budget(steps: int | None, nfe: int | None) -> None:
             raise ValueError(f"nfe={nfe} exceeds the bound of {MAX_STEPS} model calls (2**22); sampling needs far fewer")
         if steps is not None:
             raise ValueError("give either steps or nfe, not both")
+
+def _pilot_choice(model, process: DiffusionProcess, x: torch.Tensor, budget: int, prediction: str | None, progress: bool,
+                  n_pilot: int | None = None):
+    """The pilot's choice for this model and budget (:func:`sdeflow.pilot.choose_configuration`). A model
+    that fails on the pilot's batch (conditioning captured for the batch it is sampled with) gets a pilot of
+    as many samples as ``x`` has (pilot noise, not ``x``); where that fails too (a batch of one, a reference
+    solve over its call cap), ``None`` with a warning, and the fixed rule of the budget is used."""
+    import warnings
+
+    from .pilot import choose_configuration
+
+    kw = dict(nfe=budget, prediction=prediction, dtype=x.dtype, device=x.device, progress=progress)
+    try:
+        return choose_configuration(model, process, tuple(x.shape[1:]), n_pilot=n_pilot, **kw)
+    except Exception as err:  # noqa: BLE001  (any failure of the pilot falls back to the fixed rule)
+        if x.shape[0] >= 2:
+            try:  # a model that takes only the batch it is sampled with (conditioning captured for that batch)
+                return choose_configuration(model, process, tuple(x.shape[1:]), n_pilot=x.shape[0], **kw)
+            except Exception:  # noqa: BLE001
+                pass
+        warnings.warn(
+            f"the default configuration's pilot could not run ({type(err).__name__}: {err}); using the fixed rule "
+            "of the budget (UniPC-2 on the DDPM grid up to 10 steps, UniPC-3 on log-SNR above). Pass solver= to "
+            "choose a configuration yourself.", RuntimeWarning, stacklevel=3)
+        return None
+
 
 def default_solver(steps: int) -> Solver:
     """The default configuration's solver for ``steps`` steps: UniPC (bh2, with corrector) of order 2
@@ -237,6 +267,7 @@ def sample(
     callback: Callback | None = None,
     progress: bool = False,
     check_finite: bool = True,
+    pilot: bool | int = True,
     **solver_options: Any,
 ) -> SampleResult:
     """Integrate from noise ``x`` at ``ts[0]`` (``T`` by default) to data at ``t = 0``.
@@ -262,6 +293,9 @@ def sample(
         callback: called after each step with a dict ``{i, t0, t1, x, x0}``.
         progress: show a tqdm progress bar.
         check_finite: report a non-finite model output with its step and time (checked once, after the loop).
+        pilot: with no solver and no grid, choose the configuration by a pilot (:mod:`sdeflow.pilot`; ``True``:
+            :func:`~sdeflow.pilot.pilot_size` draws, an int: that many draws); ``False``: the fixed rule of the
+            budget (:func:`default_solver`, :func:`default_configuration_grid`).
         threads: torch CPU threads for this call (``None``: ``SDEFLOW_THREADS`` or 1, or the setting of an
             enclosing sdeflow call; an integer, ``"auto"`` or ``"torch"``; docs/threads.md).
         **solver_options: options for a solver given by name (e.g. ``eta=0.5``).
@@ -297,11 +331,24 @@ def sample(
         check_prediction(prediction)
         denoiser = Denoiser(model, process, prediction, check_finite=check_finite)
     check_budget(steps, nfe)
+    if not isinstance(pilot, (bool, int)) or (not isinstance(pilot, bool) and pilot < 2):
+        raise ValueError(f"pilot must be True, False or a number of pilot draws >= 2; got {pilot!r}")
+    configuration = None
     if solver is None and not solver_options:
         n_default = _default_step_count(grid, steps, nfe)
-        solver_obj = default_solver(n_default)
-        if grid is None:
-            grid = default_configuration_grid(process, n_default)
+        choice = None
+        if grid is None and n_default <= PILOT_MAX_NFE and pilot is not False:
+            n_pilot = None if pilot is True else int(pilot)
+            choice = _pilot_choice(model, process, x, n_default, None if isinstance(model, Denoiser) else prediction,
+                                   progress, n_pilot)
+            if isinstance(model, Denoiser):
+                denoiser.reset()  # the pilot ran through it
+        if choice is not None:
+            solver_obj, grid, configuration = choice.candidate.solver_object(), choice.candidate.grid, choice.label
+        else:
+            solver_obj = default_solver(n_default)
+            if grid is None:
+                grid = default_configuration_grid(process, n_default)
     else:
         solver_obj = get_solver(DEFAULT_SOLVER if solver is None else solver, **solver_options)
     if nfe is not None and steps is None and hasattr(solver_obj, "for_budget"):
@@ -379,4 +426,5 @@ def sample(
         ts=ts,
         trajectory=torch.stack(traj) if traj is not None else None,
         x0_trajectory=torch.stack(x0_traj) if x0_traj else None,
+        configuration=configuration,
     )

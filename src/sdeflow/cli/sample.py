@@ -31,9 +31,13 @@ def _solver_label(args: argparse.Namespace, options: dict) -> str:
     """The solver as the reports name it; ``--solver`` absent: the default configuration and its order."""
     if args.solver is not None or options:
         return args.solver or "ipndm"
-    from ..sample import default_solver, _default_step_count
+    from ..pilot import PILOT_MAX_NFE
+    from ..sample import DEFAULT_STEPS, default_solver
 
-    return f"default (unipc, order {default_solver(_default_step_count(None, args.steps, args.nfe)).order})"
+    budget = args.steps or args.nfe or DEFAULT_STEPS
+    if budget <= PILOT_MAX_NFE and not args.grid:
+        return "default (the configuration a pilot chose for this model and budget)"
+    return f"default (unipc, order {default_solver(budget).order})"
 
 
 def _is_grid_file(value: str | None) -> bool:
@@ -288,8 +292,8 @@ def register(sub) -> None:
     p.add_argument("--process", default="edm", help="process: vp, subvp, ve, edm, cosine, linear (default edm)")
     p.add_argument("--prediction", default="eps", help="prediction kind of the model: eps, x0, v, score, velocity")
     p.add_argument("--solver", default=None,
-                   help=f"a name from `sdeflow solvers` (default: the default configuration, {DEFAULT_SOLVER_NAME} of order 2 on "
-                        "the DDPM schedule's grid up to 10 steps, of order 3 on the log-SNR grid above)")
+                   help=f"a name from `sdeflow solvers` (default: the default configuration, chosen per model and budget "
+                        f"by a pilot among {DEFAULT_SOLVER_NAME} of orders 2 and 3 on four grids and iPNDM, docs/samplers.md)")
     p.add_argument("-o", "--option", action="append", metavar="NAME=VALUE", help="a solver option, repeatable (e.g. -o eta=0.5)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, default=None, help="number of steps")

@@ -47,6 +47,17 @@ DEFAULT_MAX_ITER = 300
 one CPU thread with 64 pilot samples (the test suite's ring target: a few seconds)."""
 
 
+def check_event_shape(event_shape: Any) -> tuple[int, ...]:
+    """``event_shape`` as a tuple of integers >= 1 (a clear error naming it otherwise)."""
+    try:
+        shape = tuple(int(d) for d in event_shape)
+    except TypeError as err:
+        raise TypeError(f"event_shape must be a sequence of integers, e.g. (2,); got {event_shape!r}") from err
+    if not shape or any(d < 1 for d in shape):
+        raise ValueError(f"event_shape must be a non-empty sequence of integers >= 1; got {shape}")
+    return shape
+
+
 def process_spec(process) -> dict[str, Any]:
     """``{"name", "config"}`` of a process, in its JSON form (the key a tuned grid is tied to)."""
     return json.loads(json.dumps({"name": process.name, "config": process.config()}, default=_json_default))
@@ -405,12 +416,7 @@ def tune_grid(
     seed = _check_count(seed, "seed", 0)
     if not (isinstance(reference_rtol, (int, float)) and 0 < reference_rtol < 1e-3):
         raise ValueError(f"reference_rtol must lie in (0, 1e-3) (the reference must be far more accurate than the sampler); got {reference_rtol!r}")
-    try:
-        event_shape = tuple(int(d) for d in event_shape)
-    except TypeError as err:
-        raise TypeError(f"event_shape must be a sequence of integers, e.g. (2,); got {event_shape!r}") from err
-    if not event_shape or any(d < 1 for d in event_shape):
-        raise ValueError(f"event_shape must be a non-empty sequence of integers >= 1; got {event_shape}")
+    event_shape = check_event_shape(event_shape)
     if prediction is None:
         prediction = getattr(model, "prediction", None)
 

@@ -81,6 +81,11 @@ def draw_samples(
             stats["nfe"] = max([int(stats.get("nfe", 0))] + [i["nfe"] for i in infos])
             stats["steps"] = infos[-1]["steps"]
         return out
+    grid = solver_options.pop("grid", None)
+    if solver is None and not solver_options and grid is None:
+        # The default configuration: chosen once for every batch (one pilot for the model, or for the guided
+        # model with the labels repeated over the pilot's samples), else the fixed rule.
+        solver, grid = _default_configuration(model, process, event_shape, steps, nfe, label, guidance, device)
     chunks, trajs = [], []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
@@ -92,7 +97,7 @@ def draw_samples(
         with torch.no_grad():
             res = sample(
                 fn, process, x, prediction=getattr(fn, "prediction", None), solver=solver, steps=steps, nfe=nfe,
-                seed=seed + start, return_trajectory=return_trajectory, **solver_options,
+                grid=grid, seed=seed + start, return_trajectory=return_trajectory, **solver_options,
             )
         chunks.append(res.samples)
         if stats is not None:
@@ -104,6 +109,32 @@ def draw_samples(
     if return_trajectory:
         return out, torch.cat(trajs, dim=1), res.ts
     return out
+
+
+def _default_configuration(model, process, event_shape, steps, nfe, label, guidance, device):
+    """``(solver, grid)`` of :func:`sdeflow.sample`'s default configuration for ``draw_samples``: the pilot's
+    choice (:mod:`sdeflow.pilot`) up to ``PILOT_MAX_NFE`` calls, else (or where the pilot cannot run, with a
+    warning) the fixed rule of the budget."""
+    import warnings
+
+    from ..pilot import PILOT_MAX_NFE, choose_configuration, pilot_size
+    from ..sample import DEFAULT_STEPS, default_configuration_grid, default_solver
+
+    budget = steps if steps is not None else (nfe if nfe is not None else DEFAULT_STEPS)
+    if budget <= PILOT_MAX_NFE:
+        fn = model
+        if label is not None:
+            k = pilot_size(event_shape)
+            lab = label if isinstance(label, int) else torch.as_tensor(label)[torch.arange(k) % len(label)]
+            fn = model.guided(lab, guidance)
+        try:
+            choice = choose_configuration(fn, process, event_shape, nfe=budget, prediction=getattr(fn, "prediction", None),
+                                          device=device)
+            return choice.candidate.solver_object(), choice.candidate.grid
+        except Exception as err:  # noqa: BLE001  (any failure of the pilot falls back to the fixed rule)
+            warnings.warn(f"the default configuration's pilot could not run ({type(err).__name__}: {err}); using the "
+                          "fixed rule of the budget", RuntimeWarning, stacklevel=3)
+    return default_solver(budget), default_configuration_grid(process, budget)
 
 
 def physical_memory() -> int | None:

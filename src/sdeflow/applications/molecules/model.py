@@ -213,5 +213,8 @@ def sample_conformers(
     net = model.net
     x = prior_noise(model.process, n, net.n_atoms, seed=seed)
     with torch.no_grad():
-        out = sample(model, model.process, x, solver=solver, steps=steps, seed=seed, progress=progress, **solver_options)
+        # pilot=False: the default's pilot draws plain Gaussian noise, off the EGNN's zero-centroid prior, so with no
+        # solver the fixed rule of the budget is used.
+        out = sample(model, model.process, x, solver=solver, steps=steps, seed=seed, progress=progress, pilot=False,
+                     **solver_options)
     return (remove_centroid(out.samples).to(torch.float64) * net.length_unit).numpy()

@@ -344,7 +344,10 @@ def sample_torsions(model, n: int, *, seed: int = 0, solver: str | None = None, 
     seeds = torch.arange(n, dtype=torch.int64) + int(seed)
     x = model.process.prior_sample((n, model.net.n_torsions), seeds=seeds, dtype=torch.float32)
     with torch.no_grad():
-        out = sample(model, model.process, x, solver=solver, steps=steps, seed=seed, progress=progress, **solver_options)
+        # pilot=False: the default's pilot scores configurations by Euclidean distances in R^k, which on torsion
+        # angles (a torus: angles mod 2 pi) is not the distance that matters; with no solver the fixed rule is used.
+        out = sample(model, model.process, x, solver=solver, steps=steps, seed=seed, progress=progress, pilot=False,
+                     **solver_options)
     return wrap_angle(out.samples.double().numpy())
 
 
