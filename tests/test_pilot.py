@@ -31,7 +31,8 @@ def test_pilot_size_and_candidates():
     # The fixed rule's two configurations are candidates, so the pilot's objective is never above the rule's.
     assert "unipc-2 DDPM grid" in labels and "unipc-3 log-SNR" in labels
     flow = pilot.pilot_candidates(Linear())
-    assert [c.label for c in flow][:2] == ["unipc-2 uniform t to 0", "unipc-3 uniform t to 0"] and len(flow) == 6
+    assert [c.label for c in flow][:2] == ["unipc-2 uniform t to 0", "unipc-3 uniform t to 0"] and len(flow) == 8
+    assert len(pilot.pilot_candidates(Linear(), 10)) == 6 and len(pilot.pilot_candidates(Linear(), 11)) == 8
     for c in flow:  # every grid of a flow starts at T, where the noise level is infinite
         assert float(c.grid(Linear(), 6)[0]) == 1.0
 

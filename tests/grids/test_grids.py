@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from sdeflow.grids import Explicit, Karras, Polynomial, UniformLogSNR, UniformT, get, validate_ts
+from sdeflow.grids import Explicit, Karras, LogSNRFromT, Polynomial, UniformLogSNR, UniformT, get, validate_ts
 from sdeflow.grids import default_grid
 from sdeflow.processes import EDM, VP, Linear
 
 
-@pytest.mark.parametrize("grid", [UniformT(), Karras(), UniformLogSNR(), Polynomial()], ids=repr)
+@pytest.mark.parametrize("grid", [UniformT(), Karras(), UniformLogSNR(), LogSNRFromT(), Polynomial()], ids=repr)
 @pytest.mark.parametrize("steps", [1, 2, 5, 40])
 def test_grid_shape_and_ends(grid, steps):
     # steps + 1 strictly decreasing times from T to t_min, then 0.
@@ -37,6 +37,22 @@ def test_uniform_log_snr_is_uniform():
     lam = p.log_snr(ts[:-1])
     d = lam[1:] - lam[:-1]
     torch.testing.assert_close(d, torch.full_like(d, float(d[0])), rtol=1e-9, atol=1e-9)
+
+
+def test_log_snr_from_t_on_a_flow():
+    # Rectified flow: log-SNR is -inf at T. One step from T to t_1 = T - (T - t_min)/(n - 1), then equal
+    # steps in log-SNR down to t_min, then 0; on a process with finite log-SNR at T it is UniformLogSNR.
+    lin = Linear()
+    for steps in (1, 2, 3, 12):
+        ts = LogSNRFromT()(lin, steps)
+        assert ts.shape == (steps + 1,) and float(ts[0]) == 1.0 and float(ts[-1]) == 0.0
+        assert bool((ts[1:] < ts[:-1]).all())
+    ts = LogSNRFromT()(lin, 12)
+    assert float(ts[1]) == pytest.approx(1.0 - (1.0 - lin.t_min) / 11, rel=1e-12)
+    d = lin.log_snr(ts[1:-1])
+    d = d[1:] - d[:-1]
+    torch.testing.assert_close(d, torch.full_like(d, float(d[0])), rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(LogSNRFromT()(VP(), 9), UniformLogSNR()(VP(), 9), rtol=0, atol=0)
 
 
 def test_to_zero_false_and_custom_range():

@@ -8,10 +8,10 @@ import torch
 
 from .base import Explicit, TimeGrid, validate_ts
 from .optimized import OptimizedGrid
-from .schedules import ByStepCount, GeometricBlend, Karras, Polynomial, UniformLogSNR, UniformT, UniformVPTime
+from .schedules import ByStepCount, GeometricBlend, Karras, LogSNRFromT, Polynomial, UniformLogSNR, UniformT, UniformVPTime
 from .tuning import GridScore, TunedGrid, load_tuned_grid, tune_grid
 
-__all__ = ["OptimizedGrid", "TunedGrid", "GridScore", "tune_grid", "load_tuned_grid", "TimeGrid", "Explicit", "UniformT", "Karras", "UniformLogSNR", "UniformVPTime", "Polynomial", "ByStepCount", "GeometricBlend", "available", "get", "validate_ts"]
+__all__ = ["OptimizedGrid", "TunedGrid", "GridScore", "tune_grid", "load_tuned_grid", "TimeGrid", "Explicit", "UniformT", "Karras", "UniformLogSNR", "LogSNRFromT", "UniformVPTime", "Polynomial", "ByStepCount", "GeometricBlend", "available", "get", "validate_ts"]
 
 _REGISTRY = {"uniform": UniformT, "karras": Karras, "logsnr": UniformLogSNR, "vp_time": UniformVPTime, "polynomial": Polynomial}
 

@@ -8,7 +8,7 @@ import torch
 
 from .base import TimeGrid, validate_ts
 
-__all__ = ["UniformT", "Karras", "UniformLogSNR", "Polynomial", "ByStepCount", "GeometricBlend"]
+__all__ = ["UniformT", "Karras", "UniformLogSNR", "LogSNRFromT", "Polynomial", "ByStepCount", "GeometricBlend"]
 
 
 def _finite(value: torch.Tensor, what: str, t: float, cls: str) -> None:
@@ -96,6 +96,30 @@ class UniformLogSNR(TimeGrid):
         return process.t_from_log_snr(lam)
 
 
+
+
+@dataclass(frozen=True)
+class LogSNRFromT(TimeGrid):
+    """For a process whose log-SNR is infinite at ``t_max`` (rectified flow at ``T``): one step from ``t_max``
+    to ``t_1 = t_max - (t_max - t_min) / (n - 1)``, then equal steps in log-SNR from ``t_1`` to ``t_min``
+    (``n`` nodes down to ``t_min``). Where the log-SNR at ``t_max`` is finite it is :class:`UniformLogSNR`.
+
+    A grid uniform in ``t`` spends its steps evenly in ``t`` and leaves the small noise levels, where a flow
+    resolves fine structure, to a few long steps; this grid spaces them as the exponential integrators'
+    log-SNR grid does, after the one step that log-SNR cannot take."""
+
+    t_max: float | None = None
+    t_min: float | None = None
+    to_zero: bool = True
+
+    def _interior(self, process, t_max, t_min, n):
+        if bool(torch.isfinite(process.log_snr(t_max))):
+            return UniformLogSNR()._interior(process, t_max, t_min, n)
+        if n < 3:
+            return torch.linspace(t_max, t_min, n, dtype=torch.float64)
+        t1 = t_max - (t_max - t_min) / (n - 1)
+        rest = UniformLogSNR()._interior(process, t1, t_min, n - 1)
+        return torch.cat([torch.tensor([t_max], dtype=torch.float64), rest])
 
 
 @dataclass(frozen=True)
