@@ -48,7 +48,7 @@ import torch
 from .grids import GeometricBlend, Karras, LogSNRFromT, Polynomial, TimeGrid, UniformLogSNR, UniformT, UniformVPTime
 from .grids.tuning import GridScore, _score, check_event_shape, process_spec
 
-__all__ = ["Candidate", "PilotChoice", "choose_configuration", "pilot_candidates", "pilot_size", "clear_cache",
+__all__ = ["Candidate", "PilotChoice", "choose_configuration", "choose_or_warn", "pilot_candidates", "pilot_size", "clear_cache",
            "PILOT_SEED", "PILOT_MAX_NFE", "REFERENCE_STEPS", "FLOW_LOG_SNR_MIN_NFE", "MEDIAN_WEIGHT"]
 
 PILOT_SEED = 10**9
@@ -268,3 +268,28 @@ def choose_configuration(
     if key is not None:
         _CACHE[key] = (mk[0], choice)
     return choice
+
+
+def choose_or_warn(model, process, event_shape: Sequence[int], *, nfe: int, prediction: str | None = None,
+                   dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu", progress: bool = False,
+                   n_pilot: int | None = None, batch: int | None = None) -> PilotChoice | None:
+    """:func:`choose_configuration` for the default configuration, or ``None`` with a ``RuntimeWarning`` where the
+    pilot cannot run (the caller then uses the fixed rule of the budget). A model that fails on the pilot's batch
+    (conditioning captured for the batch it is sampled with) first gets a pilot of ``batch`` draws (pilot noise,
+    not the caller's), where ``batch >= 2`` is given."""
+    import warnings
+
+    kw = dict(nfe=nfe, prediction=prediction, dtype=dtype, device=device, progress=progress)
+    try:
+        return choose_configuration(model, process, event_shape, n_pilot=n_pilot, **kw)
+    except Exception as err:  # noqa: BLE001  (any failure of the pilot falls back to the fixed rule)
+        if batch is not None and batch >= 2:
+            try:
+                return choose_configuration(model, process, event_shape, n_pilot=batch, **kw)
+            except Exception:  # noqa: BLE001
+                pass
+        warnings.warn(
+            f"the default configuration's pilot could not run ({type(err).__name__}: {err}); using the fixed rule "
+            "of the budget (UniPC-2 on the DDPM grid up to 10 steps, UniPC-3 on log-SNR above). Pass solver= to "
+            "choose a configuration yourself.", RuntimeWarning, stacklevel=4)
+        return None

@@ -16,7 +16,7 @@ from .models.denoiser import Denoiser
 from .models.parameterization import check_prediction
 from .processes.base import DiffusionProcess
 from .sdes.diffusion import ReverseDiffusionSDE
-from .pilot import PILOT_MAX_NFE
+from .pilot import PILOT_MAX_NFE, choose_or_warn
 from .solvers.base import Solver, get as get_solver
 
 __all__ = ["sample", "SampleResult", "DEFAULT_SOLVER", "DEFAULT_STEPS", "DEFAULT_LOW_ORDER_MAX_STEPS", "default_solver", "default_configuration_grid", "default_grid_for"]
@@ -101,32 +101,6 @@ def check_budget(steps: int | None, nfe: int | None) -> None:
             raise ValueError(f"nfe={nfe} exceeds the bound of {MAX_STEPS} model calls (2**22); sampling needs far fewer")
         if steps is not None:
             raise ValueError("give either steps or nfe, not both")
-
-def _pilot_choice(model, process: DiffusionProcess, x: torch.Tensor, budget: int, prediction: str | None, progress: bool,
-                  n_pilot: int | None = None):
-    """The pilot's choice for this model and budget (:func:`sdeflow.pilot.choose_configuration`). A model
-    that fails on the pilot's batch (conditioning captured for the batch it is sampled with) gets a pilot of
-    as many samples as ``x`` has (pilot noise, not ``x``); where that fails too (a batch of one, a reference
-    solve over its call cap), ``None`` with a warning, and the fixed rule of the budget is used."""
-    import warnings
-
-    from .pilot import choose_configuration
-
-    kw = dict(nfe=budget, prediction=prediction, dtype=x.dtype, device=x.device, progress=progress)
-    try:
-        return choose_configuration(model, process, tuple(x.shape[1:]), n_pilot=n_pilot, **kw)
-    except Exception as err:  # noqa: BLE001  (any failure of the pilot falls back to the fixed rule)
-        if x.shape[0] >= 2:
-            try:  # a model that takes only the batch it is sampled with (conditioning captured for that batch)
-                return choose_configuration(model, process, tuple(x.shape[1:]), n_pilot=x.shape[0], **kw)
-            except Exception:  # noqa: BLE001
-                pass
-        warnings.warn(
-            f"the default configuration's pilot could not run ({type(err).__name__}: {err}); using the fixed rule "
-            "of the budget (UniPC-2 on the DDPM grid up to 10 steps, UniPC-3 on log-SNR above). Pass solver= to "
-            "choose a configuration yourself.", RuntimeWarning, stacklevel=3)
-        return None
-
 
 def default_solver(steps: int) -> Solver:
     """The default configuration's solver for ``steps`` steps: UniPC (bh2, with corrector) of order 2
@@ -339,8 +313,9 @@ def sample(
         choice = None
         if grid is None and n_default <= PILOT_MAX_NFE and pilot is not False:
             n_pilot = None if pilot is True else int(pilot)
-            choice = _pilot_choice(model, process, x, n_default, None if isinstance(model, Denoiser) else prediction,
-                                   progress, n_pilot)
+            choice = choose_or_warn(model, process, tuple(x.shape[1:]), nfe=n_default, dtype=x.dtype, device=x.device,
+                                    prediction=None if isinstance(model, Denoiser) else prediction, progress=progress,
+                                    n_pilot=n_pilot, batch=x.shape[0])
             if isinstance(model, Denoiser):
                 denoiser.reset()  # the pilot ran through it
         if choice is not None:

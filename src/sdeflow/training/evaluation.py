@@ -115,9 +115,7 @@ def _default_configuration(model, process, event_shape, steps, nfe, label, guida
     """``(solver, grid)`` of :func:`sdeflow.sample`'s default configuration for ``draw_samples``: the pilot's
     choice (:mod:`sdeflow.pilot`) up to ``PILOT_MAX_NFE`` calls, else (or where the pilot cannot run, with a
     warning) the fixed rule of the budget."""
-    import warnings
-
-    from ..pilot import PILOT_MAX_NFE, choose_configuration, pilot_size
+    from ..pilot import PILOT_MAX_NFE, choose_or_warn, pilot_size
     from ..sample import DEFAULT_STEPS, default_configuration_grid, default_solver
 
     budget = steps if steps is not None else (nfe if nfe is not None else DEFAULT_STEPS)
@@ -127,13 +125,9 @@ def _default_configuration(model, process, event_shape, steps, nfe, label, guida
             k = pilot_size(event_shape)
             lab = label if isinstance(label, int) else torch.as_tensor(label)[torch.arange(k) % len(label)]
             fn = model.guided(lab, guidance)
-        try:
-            choice = choose_configuration(fn, process, event_shape, nfe=budget, prediction=getattr(fn, "prediction", None),
-                                          device=device)
+        choice = choose_or_warn(fn, process, event_shape, nfe=budget, prediction=getattr(fn, "prediction", None), device=device)
+        if choice is not None:
             return choice.candidate.solver_object(), choice.candidate.grid
-        except Exception as err:  # noqa: BLE001  (any failure of the pilot falls back to the fixed rule)
-            warnings.warn(f"the default configuration's pilot could not run ({type(err).__name__}: {err}); using the "
-                          "fixed rule of the budget", RuntimeWarning, stacklevel=3)
     return default_solver(budget), default_configuration_grid(process, budget)
 
 
