@@ -67,12 +67,13 @@ def test_each_posterior_unit_is_a_posterior_sample_call_with_the_seed_of_its_fir
     assert res.samples.shape == (3, 8, 3)
     assert torch.equal(res.samples[2, 3:6], unit.samples[0])
     assert res.nfe == 9 * unit.nfe  # 9 units of 20 model calls
-    # MCGdiff by measurement: measurement 1 is posterior_sample on y[1:2] with seed 7 + 1 * 16.
-    smc = posterior_sample_sharded(model, VP(), op, y, method="mcgdiff", n_samples=16, particles=32, steps=20,
-                                   dtype=torch.float64, seed=7)
-    one = posterior_sample(model, VP(), op, y[1:2], method="mcgdiff", n_samples=16, particles=32, steps=20,
-                           dtype=torch.float64, seed=23)
-    assert torch.equal(smc.samples[1], one.samples[0]) and torch.equal(smc.ess[:, 1], one.ess[:, 0])
+    # The particle methods by measurement: measurement 1 is posterior_sample on y[1:2] with seed 7 + 1 * 16.
+    for method in ("mcgdiff", "tds"):
+        smc = posterior_sample_sharded(model, VP(), op, y, method=method, n_samples=16, particles=32, steps=20,
+                                       dtype=torch.float64, seed=7)
+        one = posterior_sample(model, VP(), op, y[1:2], method=method, n_samples=16, particles=32, steps=20,
+                               dtype=torch.float64, seed=23)
+        assert torch.equal(smc.samples[1], one.samples[0]) and torch.equal(smc.ess[:, 1], one.ess[:, 0])
 
 
 def test_posterior_sharding_refusals():

@@ -23,7 +23,7 @@ from sdeflow.processes import VP
 from sdeflow.processes import Linear as RectifiedFlow
 from sdeflow.targets import gaussian
 
-METHODS = ["daps", "ddnm", "ddrm", "dps", "mcgdiff", "pigdm", "repaint"]
+METHODS = ["daps", "ddnm", "ddrm", "dps", "mcgdiff", "pigdm", "repaint", "tds"]
 
 
 def test_registry_names_the_contract():

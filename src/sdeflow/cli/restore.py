@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--ckpt", required=True, type=Path, help="checkpoint or run folder of an image model (sdeflow train / demo)")
     p.add_argument("--task", required=True, choices=TASKS, help="the measurement: " + ", ".join(TASKS))
-    p.add_argument("--method", default="ddrm", help="dps, pigdm, ddrm, ddnm, repaint, daps or mcgdiff (default ddrm)")
+    p.add_argument("--method", default="ddrm", help="dps, pigdm, ddrm, ddnm, repaint, daps, tds or mcgdiff (default ddrm)")
     p.add_argument("--nfe", type=_positive_int, default=50, help="budget of model calls (default 50)")
     p.add_argument("--input", type=Path, default=None, help=".pt or .npy file of images (n, C, H, W) in data space")
     p.add_argument("--n", "--num-images", dest="n", type=_positive_int, default=8, help="images to restore (default 8; --num-images under torchrun)")

@@ -2,7 +2,7 @@
 
 ``posterior_sample(model, process, operator, y, method=...)`` draws samples of ``p(x | y)`` for
 ``y = A(x) + noise``, with the prior given by any sdeflow diffusion model; methods ``dps``, ``pigdm``,
-``ddrm``, ``ddnm``, ``repaint``, ``daps`` and the particle method ``mcgdiff`` (asymptotically exact).
+``ddrm``, ``ddnm``, ``repaint``, ``daps`` and the particle methods ``tds`` and ``mcgdiff`` (asymptotically exact).
 ``sdeflow.targets.GaussianMixture.posterior`` is the exact answer for mixture priors.
 """
 
@@ -18,6 +18,7 @@ from .pigdm import PiGDM
 from .posterior import PosteriorResult, posterior_sample
 from .repaint import RePaint
 from .sharded import posterior_sample_sharded
+from .tds import TDS
 
 __all__ = [
     "Blur",
@@ -37,6 +38,7 @@ __all__ = [
     "PosteriorResult",
     "RePaint",
     "SuperResolution",
+    "TDS",
     "available_methods",
     "gaussian_kernel",
     "get_method",

@@ -141,6 +141,7 @@ class PosteriorMethod(ABC):
 
     name: ClassVar[str] = "method"
     needs_svd: ClassVar[bool] = True
+    needs_real_svd: ClassVar[bool] = False
     calls_per_step: ClassVar[int] = 1
     particle: ClassVar[bool] = False
 
@@ -171,6 +172,11 @@ class PosteriorMethod(ABC):
                 f"method {self.name!r} needs an operator with an SVD (Denoising, Inpainting, SuperResolution, Blur, Linear); "
                 f"got operator={type(op).__name__}: use 'dps' or 'daps' for a nonlinear measurement"
             )
+        if self.needs_real_svd and op.complex_svd:
+            raise ValueError(
+                f"method {self.name!r} needs a real SVD; {type(op).__name__}'s is complex (Fourier): "
+                "use Linear(operator.matrix()) for small images"
+            )
 
     def init(self, problem: InverseProblem, x: torch.Tensor) -> Any:
         return None
@@ -198,7 +204,7 @@ def register(cls: type[PosteriorMethod]) -> type[PosteriorMethod]:
 
 def available_methods() -> list[str]:
     """Names accepted by ``posterior_sample(method=...)``."""
-    from . import daps, ddnm, ddrm, dps, mcgdiff, pigdm, repaint  # noqa: F401  (registration)
+    from . import daps, ddnm, ddrm, dps, mcgdiff, pigdm, repaint, tds  # noqa: F401  (registration)
 
     return sorted(_REGISTRY)
 

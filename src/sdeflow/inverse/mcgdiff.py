@@ -64,7 +64,7 @@ import torch
 
 from .base import InverseProblem, PosteriorMethod, ancestral_std, check_range, register
 
-__all__ = ["MCGdiff", "chain_moments", "systematic_resample"]
+__all__ = ["MCGdiff", "chain_moments", "ddpm_kernel", "resample_members", "resample_where_low", "systematic_resample"]
 
 
 def systematic_resample(logw: torch.Tensor, n_out: int, generator: torch.Generator) -> torch.Tensor:
@@ -79,6 +79,46 @@ def systematic_resample(logw: torch.Tensor, n_out: int, generator: torch.Generat
     u = torch.rand((logw.shape[0], 1), generator=generator, dtype=torch.float64, device=generator.device).to(logw.device)
     points = (u + torch.arange(n_out, dtype=torch.float64, device=logw.device)) / n_out
     return torch.searchsorted(cdf, points, right=True).clamp_(max=logw.shape[1] - 1)
+
+
+def resample_where_low(logw: torch.Tensor, state: Any, ess_threshold: float,
+                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The ESS test and systematic resampling of the populations whose ESS fell below ``ess_threshold`` times their size.
+
+    ``logw`` is ``(m, n)``; the effective sample size ``(sum w)^2 / sum w^2`` of each row is appended to ``state.ess``
+    and ``state.resampled`` counts the rows resampled. Returns the new log-weights (0 on resampled rows) and the flat
+    row indices ``(m n,)`` that reorder the particles (``None`` when no row was resampled).
+    """
+    m, n = logw.shape
+    w = torch.softmax(logw, dim=1)
+    ess = 1.0 / (w * w).sum(1)
+    state.ess.append(ess)
+    if ess_threshold <= 0:
+        return logw, None
+    low = ess < ess_threshold * n
+    if not bool(low.any()):
+        return logw, None
+    idx = systematic_resample(logw, n, generator)
+    keep = torch.arange(n, device=idx.device).expand(m, n)
+    idx = torch.where(low[:, None], idx, keep)
+    flat = (idx + n * torch.arange(m, device=idx.device)[:, None]).reshape(-1)
+    state.resampled += int(low.sum())
+    return torch.where(low[:, None], torch.zeros_like(logw), logw), flat
+
+
+def resample_members(problem: InverseProblem, x: torch.Tensor, logw: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """``n_samples`` members per measurement drawn from the weighted populations ``(x, logw)`` (systematic)."""
+    idx = systematic_resample(logw, n_samples, problem.generator)
+    return x[(idx + problem.n * torch.arange(problem.m, device=idx.device)[:, None]).reshape(-1)]
+
+
+def ddpm_kernel(a0: float, s0: float, a1: float, s1: float) -> tuple[float, float, float, float]:
+    """``(c, k0, k1, h)`` of the ancestral kernel from ``t0`` to ``t1``: its std ``c`` (:func:`ancestral_std`), its mean
+    ``k0 x0_hat + k1 x_t0`` and the step ``h`` in ``log(alpha / sigma)`` (infinite on the last step, to ``sigma = 0``)."""
+    c = ancestral_std(a0, s0, a1, s1)
+    k1 = math.sqrt(max(s1 * s1 - c * c, 0.0)) / s0
+    h = math.log(a1 / s1) - math.log(a0 / s0) if s1 > 0 and a0 > 0 else math.inf
+    return c, a1 - k1 * a0, k1, h
 
 
 def chain_moments(ts, process, *, mean: torch.Tensor, var: torch.Tensor, kernel: str = "ddpm",
@@ -130,10 +170,7 @@ def chain_moments(ts, process, *, mean: torch.Tensor, var: torch.Tensor, kernel:
         a1, s1 = float(process.alpha(t1)), float(process.sigma(t1))
         gain = a0 * var / (a0 * a0 * var + s0 * s0)
         b = mean - gain * a0 * mean
-        c = ancestral_std(a0, s0, a1, s1)
-        k1 = math.sqrt(max(s1 * s1 - c * c, 0.0)) / s0
-        k0 = a1 - k1 * a0
-        h = math.log(a1 / s1) - math.log(a0 / s0) if s1 > 0 and a0 > 0 else math.inf
+        c, k0, k1, h = ddpm_kernel(a0, s0, a1, s1)
         rho = _multistep(order, h, h_prev)
         # x_t1 = lin x + lin_p xp + const + sqrt(q) xi
         lin = k0 * (1 + rho) * gain + k1
@@ -200,6 +237,7 @@ class MCGdiff(PosteriorMethod):
 
     name: ClassVar[str] = "mcgdiff"
     particle: ClassVar[bool] = True
+    needs_real_svd: ClassVar[bool] = True
     ess_threshold: float = 0.5
     kernel: str = "ddpm"
     companion: int | None = None
@@ -213,14 +251,6 @@ class MCGdiff(PosteriorMethod):
             raise ValueError(f"kernel must be 'analytic', 'ddpm' or 'marginal'; got {self.kernel!r}")
         if self.companion is not None:
             check_range(self.companion, "companion", 1, None, integer=True)
-
-    def check(self, problem: InverseProblem) -> None:
-        super().check(problem)
-        if problem.operator.complex_svd:
-            raise ValueError(
-                f"method 'mcgdiff' needs a real SVD; {type(problem.operator).__name__}'s is complex (Fourier): "
-                "use Linear(operator.matrix()) for small images"
-            )
 
     def _log_potential(self, problem, xbar, a: float, s_t: float) -> torch.Tensor:
         s, obs, uy = problem.spectral(xbar)
@@ -245,10 +275,7 @@ class MCGdiff(PosteriorMethod):
             x0, eps, x0c, epsc = x0[: x.shape[0]], eps[: x.shape[0]], x0[x.shape[0]:], eps[x.shape[0]:]
         else:
             x0, eps = problem.denoise(x, t0)
-        c = ancestral_std(a0, s0, a1, s1)
-        k1 = math.sqrt(max(s1 * s1 - c * c, 0.0)) / s0
-        k0 = a1 - k1 * a0  # the DDPM mean is k0 x0_hat + k1 x_t0
-        h = math.log(a1 / s1) - math.log(a0 / s0) if s1 > 0 and a0 > 0 else math.inf  # the step in log(alpha / sigma)
+        c, k0, k1, h = ddpm_kernel(a0, s0, a1, s1)  # the DDPM mean is k0 x0_hat + k1 x_t0; h the step in log(alpha / sigma)
         rho = _multistep(self.order, h, state.prev_h)
         mu = k0 * (x0 + rho * (x0 - state.prev_x0)) + k1 * x if rho else k0 * x0 + k1 * x
         var_k = torch.full((m, 1), c * c, dtype=torch.float64, device=x.device)
@@ -278,19 +305,9 @@ class MCGdiff(PosteriorMethod):
         if len(state.ess) > 0:
             logw = logw - self._log_potential(problem, xbar, a0, s0)
         # 2. effective sample size and resampling (per measurement)
-        w = torch.softmax(logw, dim=1)
-        ess = 1.0 / (w * w).sum(1)
-        state.ess.append(ess)
-        if self.ess_threshold > 0:
-            low = ess < self.ess_threshold * n
-            if bool(low.any()):
-                idx = systematic_resample(logw, n, problem.generator)
-                keep = torch.arange(n, device=idx.device).expand(m, n)
-                idx = torch.where(low[:, None], idx, keep)
-                flat = (idx + n * torch.arange(m, device=idx.device)[:, None]).reshape(-1)
-                mubar, x, x0 = mubar[flat], x[flat], x0[flat]
-                logw = torch.where(low[:, None], torch.zeros_like(logw), logw)
-                state.resampled += int(low.sum())
+        logw, flat = resample_where_low(logw, state, self.ess_threshold, problem.generator)
+        if flat is not None:
+            mubar, x, x0 = mubar[flat], x[flat], x0[flat]
         # 3. the optimal proposal p_k g_k / Z_k, coordinate by coordinate
         denom = s * s * cc + v
         safe = torch.where(obs, denom, 1.0)
@@ -305,6 +322,4 @@ class MCGdiff(PosteriorMethod):
 
     def finalize(self, problem: InverseProblem, x: torch.Tensor, state: _State, n_samples: int) -> torch.Tensor:
         """``n_samples`` members per measurement drawn from the final weighted population (systematic)."""
-        idx = systematic_resample(state.logw, n_samples, problem.generator)
-        flat = (idx + problem.n * torch.arange(problem.m, device=idx.device)[:, None]).reshape(-1)
-        return x[flat]
+        return resample_members(problem, x, state.logw, n_samples)

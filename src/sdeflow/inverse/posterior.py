@@ -83,7 +83,7 @@ def posterior_sample(
         process: the forward process the model was trained for.
         operator: a :mod:`sdeflow.inverse.operators` operator; its event shape is learnt from ``y`` if unset.
         y: ``(m, *measurement_shape)``, ``m`` measurements.
-        method: ``dps``, ``pigdm``, ``ddrm``, ``ddnm``, ``repaint``, ``daps`` or ``mcgdiff``
+        method: ``dps``, ``pigdm``, ``ddrm``, ``ddnm``, ``repaint``, ``daps``, ``tds`` or ``mcgdiff``
             (:func:`sdeflow.inverse.available_methods`), or a configured method object.
         n_samples: samples per measurement.
         nfe: a budget of model calls, never exceeded (each call is one batched evaluation); or ``steps``.
@@ -128,7 +128,7 @@ def posterior_sample(
         raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
     if particles is not None:
         if not meth.particle:
-            raise ValueError(f"particles= is an option of particle methods (mcgdiff); method {meth.name!r} has none")
+            raise ValueError(f"particles= is an option of particle methods (tds, mcgdiff); method {meth.name!r} has none")
         particles = check_int(particles, "particles")
     pop = (particles or n_samples) if meth.particle else n_samples
     if dtype not in (torch.float32, torch.float64):

@@ -14,7 +14,7 @@ whose randomness is their own, fixed by global index and never by rank, the patt
   samples are gathered in flat order on every process.
 
 A unit is the same computation whatever the number of processes, so the samples are bit for bit
-those of one process with the same units. Particle methods (``mcgdiff``: the particles of one
+those of one process with the same units. Particle methods (``tds``, ``mcgdiff``: the particles of one
 measurement are reweighted and resampled together, Cardoso et al. 2024) are sharded over
 measurements only; their populations are never split.
 """
