@@ -257,8 +257,9 @@ def _report(rows: list[dict], gauss: list[dict], command: str, factor: int, n: i
     lines.append("### Goals")
     lines.append("")
     for d, dy, s, ratio, k, label in goal:
+        partial = f" on these {k} problems only (the protocol has 20: the cell is NOT established)" if k < 20 else ""
         lines.append(f"- {label}, d = {d}, d_y = {dy}, {s} steps, {k} problems: {ratio:.2f} x the floor -> goal (<= 1.5 x) "
-                     f"{'met' if ratio <= 1.5 else 'NOT met'}")
+                     f"{'met' if ratio <= 1.5 else 'NOT met'}{partial}")
     far = []
     for d, dy in cells:
         sub = [r for r in rows if r["d"] == d and r["dy"] == dy]
@@ -372,6 +373,10 @@ def main(argv=None) -> int:
         command = "; ".join(commands)
         # one row per (cell, problem, method, steps): a later file replaces an earlier one's row
         rows = list({(r["d"], r["dy"], r["problem"], r["method"], r["steps"], r.get("T", 1.0)): r for r in rows}.values())
+        digits = list({(r["task"], r["method"]): r for r in digits}.values())
+        # the same for the single-Gaussian rows (one reference row: the last)
+        gauss = list({("reference",) if g.get("reference") else (g.get("method", "mcgdiff"), g.get("kernel"), g.get("order"),
+                       g.get("steps"), g["particles"], g.get("seed", 0)): g for g in gauss}.values())
     else:
         rows: list = []
         for d in ([] if args.skip_mixture else args.dims):
