@@ -16,7 +16,8 @@ Also: the particle method on a single Gaussian prior (mean and covariance agains
 Run: ``python benchmarks/inverse.py --quick`` (d = 8, 3 problems, 20 and 100 steps: minutes) or with
 ``--dims 8 80 800 --dys 1 2 4 --problems 20 --steps 20 50 100`` for the full grid (hours on 2 cores).
 Writes ``BENCHMARKS-inverse.md`` and ``benchmarks/figures/inverse_mixture.png``; rows are saved to
-``benchmarks/results/inverse_rows.json`` (``--rows FILE ...`` re-renders the report from saved rows; several
+``benchmarks/results/inverse_rows.json`` (or ``inverse_rows_TAG.json`` with ``--tag``; an existing file is replaced only
+with ``--overwrite``) (``--rows FILE ...`` re-renders the report from saved rows; several
 files, such as side runs of other cells, methods or problems, are merged, and every table row's ratio
 uses the floors of its own problems).
 """
@@ -347,6 +348,7 @@ def main(argv=None) -> int:
                         help="re-render the report from saved rows (several files are merged: rows joined, commands listed)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS-inverse.md")
     parser.add_argument("--tag", default="", help="suffix of the figure and rows files (for side runs that must not overwrite the main one)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing rows file of the same tag (refused otherwise)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.quick:
@@ -356,6 +358,9 @@ def main(argv=None) -> int:
     command = "python benchmarks/inverse.py " + " ".join(argv if argv is not None else sys.argv[1:])
     tag = f"_{args.tag}" if args.tag else ""
     rows_json = ROOT / "benchmarks" / "results" / f"inverse_rows{tag}.json"
+    if args.rows is None and rows_json.exists() and not args.overwrite:
+        parser.error(f"{rows_json.relative_to(ROOT)} exists (the rows of an earlier run): pass --tag NAME for a side run "
+                     "(merge them with --rows), or --overwrite to replace it")
     if args.rows is not None:
         rows, gauss, commands, digits, digits_setup = [], [], [], [], ""
         for path in args.rows:

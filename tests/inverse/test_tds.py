@@ -11,13 +11,13 @@ from sdeflow.processes import VP
 from sdeflow.processes import Linear as RectifiedFlow
 from sdeflow.targets import GaussianMixture, gaussian
 
+from ..distributed._work import gaussian_problem
+
 
 def _gaussian_problem():
-    g = torch.Generator().manual_seed(0)
-    prior = gaussian(torch.randn(3, generator=g, dtype=torch.float64), torch.tensor([0.6, 1.0, 1.5], dtype=torch.float64))
-    op = Linear(torch.randn(2, 3, generator=g, dtype=torch.float64), noise_std=0.3)
-    y = op.measure(prior.sample(1, seeds=1, dtype=torch.float64), generator=g)
-    return prior, op, y
+    """N(m, diag(0.36, 1, 2.25)) in 3-D through a 2 x 3 matrix with noise 0.3: the first of _work's three measurements."""
+    prior, op, y = gaussian_problem()
+    return prior, op, y[:1]
 
 
 @pytest.mark.parametrize("proposal", ["linear", "gradient"])

@@ -142,7 +142,7 @@ class TDS(PosteriorMethod):
         a0, s0 = problem.coefs(t0)
         a1, s1 = problem.coefs(t1)
         r0 = (s0 / a0) ** 2 if a0 > 0 else math.inf  # the twist's variance r^2 at t0 (module docstring)
-        s, obs, uy = problem.spectral(op.Vt(x))
+        s, obs, uy = problem.spectral(x)  # (x gives only the dtype and device)
         tvar0 = problem.noise_std**2 + s * s * r0
         grad = None
         if self.proposal == "gradient" and s1 > 0:
@@ -150,10 +150,10 @@ class TDS(PosteriorMethod):
                 r = uy - s * op.Vt(x0)
                 return 0.5 * torch.where(obs, r * r / torch.where(obs, tvar0, 1.0), torch.zeros_like(r)).sum(1)
 
-            x0, eps, grad, _ = problem.denoise_vjp(x, t0, neg_log_twist)
+            x0, _, grad, _ = problem.denoise_vjp(x, t0, neg_log_twist)
             grad = -grad  # grad_{x_t0} log g(x_t0)
         else:
-            x0, eps = problem.denoise(x, t0)
+            x0, _ = problem.denoise(x, t0)
         # 1. complete the weights with the twist at x_t0, then the ESS test and resampling (per measurement)
         if math.isfinite(r0):
             log_twist = self._loglik(problem, uy - s * op.Vt(x0), tvar0)
